@@ -1,0 +1,26 @@
+/* libvmm: an embeddable virtual machine monitor library on Linux KVM (x86_64).
+ * This header includes the whole public API. */
+#ifndef LIBVMM_H
+#define LIBVMM_H
+
+#include <libvmm/common.h>
+#include <libvmm/error.h>
+#include <libvmm/vm.h>
+#include <libvmm/mem.h>
+#include <libvmm/bus.h>
+#include <libvmm/irq.h>
+#include <libvmm/cpuid.h>
+#include <libvmm/vcpu.h>
+#include <libvmm/elf.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The library's version as "MAJOR.MINOR.PATCH". */
+VMM_API const char *vmm_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

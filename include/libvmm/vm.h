@@ -1,0 +1,82 @@
+/* libvmm: the virtual machine.
+ *
+ * A vmm_vm owns a KVM VM, its guest memory map (vmm_vm_mem), its I/O bus (vmm_vm_bus),
+ * its interrupt controller (vmm_vm_irq) and every vCPU created in it. Destroying the VM
+ * destroys all of them.
+ *
+ * Threading: vmm_vm_create/vmm_vm_destroy must not race with other calls on the same VM.
+ * The accessors below may be called from any thread.
+ */
+#ifndef LIBVMM_VM_H
+#define LIBVMM_VM_H
+
+#include <libvmm/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Interrupt-controller composition. */
+typedef enum vmm_irqchip_mode {
+	/* LAPIC, IOAPIC, PIC (and the PIT unless VMM_VM_NO_PIT) all in the kernel. */
+	VMM_IRQCHIP_KERNEL = 0,
+	/* LAPIC in the kernel; the IOAPIC is a user-space object of this library, at
+	 * 0xFEC00000, fed by vmm_irq_set_line(). No PIC, no in-kernel PIT. */
+	VMM_IRQCHIP_SPLIT = 1,
+	/* No interrupt controller at all (pure compute guests). vmm_vm_irq() is NULL. */
+	VMM_IRQCHIP_NONE = 2,
+} vmm_irqchip_mode;
+
+/* vmm_vm_opts.flags */
+#define VMM_VM_NO_PIT (1u << 0)            /* kernel irqchip without the in-kernel PIT */
+#define VMM_VM_EXIT_ON_UNHANDLED_IO (1u << 1) /* vmm_vcpu_run returns VMM_EXIT_IO for port or
+                                               * MMIO accesses no device claims, instead of
+                                               * reading all-ones and dropping writes */
+
+typedef struct vmm_vm_opts {
+	uint32_t size;            /* sizeof(vmm_vm_opts); set by VMM_VM_OPTS_INIT */
+	uint32_t flags;           /* VMM_VM_* */
+	vmm_irqchip_mode irqchip; /* default VMM_IRQCHIP_KERNEL */
+	const char *kvm_path;     /* default "/dev/kvm" */
+	/* A guest write to this port ends vmm_vcpu_run with VMM_EXIT_GUEST and the value
+	 * written as the exit code. 0 = the default, 0xf4 (the isa-debug-exit port). */
+	uint16_t exit_port;
+	/* Port the fault-reporting IDT of vmm_vcpu_setup_long_mode writes vectors to;
+	 * 0 = the default, 0xf5. */
+	uint16_t fault_port;
+	/* Signal used by vmm_vcpu_kick to interrupt KVM_RUN. 0 = SIGRTMAX - 1. The library
+	 * installs an empty handler for it only if its disposition is SIG_DFL (an existing
+	 * handler is kept: any handler interrupts KVM_RUN), and never blocks or steals
+	 * other signals. */
+	int kick_signal;
+} vmm_vm_opts;
+
+#define VMM_VM_OPTS_INIT { sizeof(vmm_vm_opts), 0, VMM_IRQCHIP_KERNEL, 0, 0, 0, 0 }
+
+/* Opens /dev/kvm, checks the API version and the capabilities the chosen composition
+ * needs, creates the VM with an empty memory map, an empty bus and the interrupt
+ * controller. opts may be NULL (defaults).
+ * Returns 0 and *out, or: -ENODEV no /dev/kvm, -EACCES no permission on it, -ENOTSUP a
+ * needed capability is missing (vmm_last_error names it), -EINVAL bad options, -ENOMEM. */
+VMM_API int vmm_vm_create(vmm_vm **out, const vmm_vm_opts *opts);
+
+/* Stops and destroys every vCPU of the VM (vCPUs on library threads, see
+ * vmm_vcpu_start, are kicked and joined), then frees memory, bus, irq and the VM.
+ * vCPUs driven by the caller's own threads must have returned from vmm_vcpu_run and must
+ * not be used again. NULL is a no-op. */
+VMM_API void vmm_vm_destroy(vmm_vm *vm);
+
+/* Borrowed handles, valid until vmm_vm_destroy. vmm_vm_irq is NULL with
+ * VMM_IRQCHIP_NONE. */
+VMM_API vmm_mem *vmm_vm_mem(vmm_vm *vm);
+VMM_API vmm_bus *vmm_vm_bus(vmm_vm *vm);
+VMM_API vmm_irq *vmm_vm_irq(vmm_vm *vm);
+
+/* The effective exit and fault ports (after defaults were applied). */
+VMM_API uint16_t vmm_vm_exit_port(const vmm_vm *vm);
+VMM_API uint16_t vmm_vm_fault_port(const vmm_vm *vm);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -36,6 +36,16 @@ VMM_HIDDEN void vmm_mem_free(vmm_mem *mem);
 VMM_HIDDEN int vmm_bus_create_for_vm(vmm_bus **out, int vm_fd);
 VMM_HIDDEN void vmm_bus_free(vmm_bus *bus);
 
+/* Dirty-ring mode of a VM's memory map: `harvest(ctx)` moves every vCPU's dirty ring
+ * into the map (with vmm_mem_ring_harvest) and resets the rings. */
+struct kvm_dirty_gfn;
+typedef void (*vmm_mem_ring_harvest_fn)(void *ctx);
+VMM_HIDDEN void vmm_mem_set_ring_mode(vmm_mem *mem, vmm_mem_ring_harvest_fn harvest, void *ctx);
+/* Moves the dirty entries of one vCPU ring (`entries`, a power of two) from index
+ * *fetch on into the map's bitmaps, marking them for reset. Returns how many. */
+VMM_HIDDEN uint32_t vmm_mem_ring_harvest(vmm_mem *mem, struct kvm_dirty_gfn *ring, uint32_t entries,
+					 uint32_t *fetch);
+
 /* The /dev/kvm fd and the VM fd of a VM (borrowed). */
 VMM_HIDDEN int vmm_vm_kvm_fd(const vmm_vm *vm);
 VMM_HIDDEN int vmm_vm_fd(const vmm_vm *vm);

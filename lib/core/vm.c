@@ -130,6 +130,61 @@ static int setup_irqchip(vmm_vm *vm)
 	return vmm_irq_create_for_vm(&vm->irq, vm);
 }
 
+int vmm_vm_harvest_ring(vmm_vcpu *v)
+{
+	pthread_mutex_lock(&v->ring_lock);
+	uint32_t n = vmm_mem_ring_harvest(v->vm->mem, v->ring, v->vm->dirty_ring_entries, &v->ring_fetch);
+	pthread_mutex_unlock(&v->ring_lock);
+	int r = n ? vmm_kvm_reset_dirty_rings(v->vm->vm_fd) : 0;
+	return r < 0 ? vmm_err(r, "KVM_RESET_DIRTY_RINGS failed") : 0;
+}
+
+/* vmm_mem's collect hook in dirty-ring mode: every vCPU's ring, then one reset. */
+static void harvest_all(void *ctx)
+{
+	vmm_vm *vm = ctx;
+	uint32_t n = 0;
+	pthread_mutex_lock(&vm->lock);
+	for (size_t i = 0; i < vm->nr_vcpus; i++) {
+		vmm_vcpu *v = vm->vcpus[i];
+		if (!v->ring)
+			continue;
+		pthread_mutex_lock(&v->ring_lock);
+		n += vmm_mem_ring_harvest(vm->mem, v->ring, vm->dirty_ring_entries, &v->ring_fetch);
+		pthread_mutex_unlock(&v->ring_lock);
+	}
+	pthread_mutex_unlock(&vm->lock);
+	if (n)
+		vmm_kvm_reset_dirty_rings(vm->vm_fd);
+}
+
+/* Enables per-vCPU dirty rings (before any vCPU exists, as KVM requires). */
+static int setup_dirty_ring(vmm_vm *vm, uint32_t entries)
+{
+	if (entries < 512 || entries > 65536 || (entries & (entries - 1)))
+		return vmm_err(-EINVAL, "dirty_ring_entries %u: must be a power of two from 512 to 65536",
+			       entries);
+	uint64_t bytes = (uint64_t)entries * sizeof(struct kvm_dirty_gfn);
+	/* The acquire/release flavour is the one weakly ordered hosts need; x86 has both. */
+	long cap = KVM_CAP_DIRTY_LOG_RING_ACQ_REL;
+	int max = vmm_kvm_check_extension(vm->vm_fd, cap);
+	if (max <= 0) {
+		cap = KVM_CAP_DIRTY_LOG_RING;
+		max = vmm_kvm_check_extension(vm->vm_fd, cap);
+	}
+	if (max <= 0)
+		return vmm_err(-ENOTSUP, "KVM lacks capability KVM_CAP_DIRTY_LOG_RING");
+	if (bytes > (uint64_t)max)
+		return vmm_err(-EINVAL, "dirty_ring_entries %u exceeds KVM's maximum of %d bytes per ring",
+			       entries, max);
+	int r = vmm_kvm_enable_cap(vm->vm_fd, (uint32_t)cap, bytes);
+	if (r < 0)
+		return vmm_err(r, "enabling the KVM dirty ring (%u entries) failed", entries);
+	vm->dirty_ring_entries = entries;
+	vmm_mem_set_ring_mode(vm->mem, harvest_all, vm);
+	return 0;
+}
+
 int vmm_vm_create(vmm_vm **out, const vmm_vm_opts *opts)
 {
 	if (!out)
@@ -182,6 +237,8 @@ int vmm_vm_create(vmm_vm **out, const vmm_vm_opts *opts)
 	if ((r = vmm_mem_create_for_vm(&vm->mem, vm->vm_fd, slots > 0 ? (uint32_t)slots : 32)))
 		goto fail;
 	if ((r = vmm_bus_create_for_vm(&vm->bus, vm->vm_fd)))
+		goto fail;
+	if (o.dirty_ring_entries && (r = setup_dirty_ring(vm, o.dirty_ring_entries)))
 		goto fail;
 	if ((r = setup_irqchip(vm)))
 		goto fail;

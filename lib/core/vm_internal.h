@@ -20,6 +20,8 @@ struct vmm_vm {
 	int kick_signal;
 	bool exit_on_unhandled_io;
 
+	uint32_t dirty_ring_entries; /* 0: dirty bitmap mode */
+
 	vmm_mem *mem;
 	vmm_bus *bus;
 	vmm_irq *irq;
@@ -47,6 +49,12 @@ struct vmm_vcpu {
 	pthread_t runner;
 	bool has_runner;
 
+	/* Dirty ring (vm->dirty_ring_entries entries), harvested under ring_lock by the
+	 * vCPU thread (ring full) or by a collector (vmm_mem_dirty_collect). */
+	struct kvm_dirty_gfn *ring;
+	uint32_t ring_fetch;
+	pthread_mutex_t ring_lock;
+
 	/* Long-mode system area, remembered for vmm_vcpu_set_idt_gate. */
 	uint64_t idt_gpa;
 	bool has_idt;
@@ -68,6 +76,10 @@ VMM_HIDDEN int vmm_fixup_emulation(vmm_vcpu *vcpu, const uint8_t *insn, size_t l
 VMM_HIDDEN int vmm_irq_create_for_vm(vmm_irq **out, vmm_vm *vm);
 VMM_HIDDEN void vmm_irq_free(vmm_irq *irq);
 VMM_HIDDEN void vmm_irq_eoi(vmm_irq *irq, uint32_t vector);
+
+/* lib/core/vm.c: harvests one vCPU's dirty ring into the memory map and resets the
+ * rings (vCPU thread on KVM_EXIT_DIRTY_RING_FULL). Returns 0 or a negative errno. */
+VMM_HIDDEN int vmm_vm_harvest_ring(vmm_vcpu *vcpu);
 
 /* lib/core/vm.c: vCPU list management. */
 VMM_HIDDEN int vmm_vm_add_vcpu(vmm_vm *vm, vmm_vcpu *vcpu);

@@ -239,15 +239,17 @@ int vmm_irq_remove_irqfd(vmm_irq *irq, int fd, uint32_t gsi)
 	if (!irq)
 		return vmm_err(-EINVAL, "vmm_irq_remove_irqfd: NULL irq");
 	pthread_mutex_lock(&irq->lock);
-	int r = vmm_err(-ENOENT, "vmm_irq_remove_irqfd: fd %d is not attached to GSI %u", fd, gsi);
-	for (uint32_t i = 0; i < irq->nr_irqfds; i++) {
-		if (irq->irqfds[i].fd != fd || irq->irqfds[i].gsi != gsi)
-			continue;
+	uint32_t i = 0;
+	while (i < irq->nr_irqfds && (irq->irqfds[i].fd != fd || irq->irqfds[i].gsi != gsi))
+		i++;
+	int r;
+	if (i == irq->nr_irqfds) {
+		r = vmm_err(-ENOENT, "vmm_irq_remove_irqfd: fd %d is not attached to GSI %u", fd, gsi);
+	} else {
 		struct kvm_irqfd f = { .fd = (uint32_t)fd, .gsi = gsi, .flags = KVM_IRQFD_FLAG_DEASSIGN };
 		r = vmm_kvm_irqfd(irq->vm_fd, &f);
 		r = r < 0 ? vmm_err(r, "KVM_IRQFD deassign failed") : 0;
 		irq->irqfds[i] = irq->irqfds[--irq->nr_irqfds];
-		break;
 	}
 	pthread_mutex_unlock(&irq->lock);
 	return r;

@@ -107,3 +107,4 @@ int vmm_kvm_get_vcpu_events(int fd, struct kvm_vcpu_events *e) { return io(fd, K
 int vmm_kvm_set_vcpu_events(int fd, const struct kvm_vcpu_events *e) { return io(fd, KVM_SET_VCPU_EVENTS, e); }
 int vmm_kvm_get_mp_state(int fd, struct kvm_mp_state *m) { return io(fd, KVM_GET_MP_STATE, m); }
 int vmm_kvm_set_mp_state(int fd, const struct kvm_mp_state *m) { return io(fd, KVM_SET_MP_STATE, m); }
+int vmm_kvm_reset_dirty_rings(int vm_fd) { return io(vm_fd, KVM_RESET_DIRTY_RINGS, 0); }

@@ -33,6 +33,7 @@ VMM_HIDDEN int vmm_kvm_irq_line(int vm_fd, uint32_t gsi, int level);
 VMM_HIDDEN int vmm_kvm_signal_msi(int vm_fd, const struct kvm_msi *msi);
 VMM_HIDDEN int vmm_kvm_ioeventfd(int vm_fd, const struct kvm_ioeventfd *ioeventfd);
 VMM_HIDDEN int vmm_kvm_create_vcpu(int vm_fd, uint32_t id);
+VMM_HIDDEN int vmm_kvm_reset_dirty_rings(int vm_fd);
 
 /* vCPU */
 VMM_HIDDEN int vmm_kvm_run(int vcpu_fd);

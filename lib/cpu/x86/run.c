@@ -196,6 +196,8 @@ static int handle_exit(vmm_vcpu *v, vmm_exit *exit)
 	case KVM_EXIT_IOAPIC_EOI:
 		vmm_irq_eoi(v->vm->irq, run->eoi.vector);
 		return 0;
+	case KVM_EXIT_DIRTY_RING_FULL:
+		return vmm_vm_harvest_ring(v);
 	case KVM_EXIT_INTR:
 		return 0; /* a signal; the kick check happens in the loop */
 	case KVM_EXIT_INTERNAL_ERROR: {

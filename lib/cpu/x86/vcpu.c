@@ -29,9 +29,11 @@ int vmm_vcpu_create(vmm_vcpu **out, vmm_vm *vm, const vmm_vcpu_opts *opts)
 	v->id = o.id;
 	v->fd = -1;
 	pthread_mutex_init(&v->runner_lock, NULL);
+	pthread_mutex_init(&v->ring_lock, NULL);
 	int r = vmm_vm_add_vcpu(vm, v);
 	if (r) {
 		pthread_mutex_destroy(&v->runner_lock);
+		pthread_mutex_destroy(&v->ring_lock);
 		free(v);
 		return r;
 	}
@@ -46,6 +48,16 @@ int vmm_vcpu_create(vmm_vcpu **out, vmm_vm *vm, const vmm_vcpu_opts *opts)
 		goto fail;
 	}
 	v->run = run;
+	if (vm->dirty_ring_entries) {
+		size_t bytes = (size_t)vm->dirty_ring_entries * sizeof(struct kvm_dirty_gfn);
+		void *ring = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd,
+				  KVM_DIRTY_LOG_PAGE_OFFSET * sysconf(_SC_PAGESIZE));
+		if (ring == MAP_FAILED) {
+			r = vmm_err(-errno, "mmap of vCPU %u dirty ring failed", o.id);
+			goto fail;
+		}
+		v->ring = ring;
+	}
 
 	vmm_cpuid *def = NULL;
 	const vmm_cpuid *cpuid = o.cpuid;
@@ -77,9 +89,12 @@ void vmm_vcpu_destroy(vmm_vcpu *v)
 	vmm_vm_remove_vcpu(v->vm, v);
 	if (v->run)
 		munmap(v->run, (size_t)v->run_size);
+	if (v->ring)
+		munmap(v->ring, (size_t)v->vm->dirty_ring_entries * sizeof(struct kvm_dirty_gfn));
 	if (v->fd >= 0)
 		close(v->fd);
 	pthread_mutex_destroy(&v->runner_lock);
+	pthread_mutex_destroy(&v->ring_lock);
 	free(v);
 }
 

@@ -25,8 +25,10 @@ typedef struct vmm_elf_info {
 	uint32_t segments;   /* PT_LOAD segments loaded */
 } vmm_elf_info;
 
-/* Loads an ELF image from a buffer. `info` may be NULL. Returns 0, -EINVAL, -EFAULT,
- * -ENOEXEC (valid ELF but not an x86_64 executable). */
+/* Loads an ELF image from a buffer. `info` may be NULL. Returns 0, -EINVAL (malformed),
+ * -EFAULT (a segment outside guest RAM), -EROFS (a segment in read-only guest memory),
+ * -ENOEXEC (valid ELF but not a static x86_64 ELF64 little-endian executable). A
+ * segment may span adjacent memory regions. */
 VMM_API int vmm_elf_load(vmm_mem *mem, const void *image, size_t size, vmm_elf_info *info);
 
 /* Reads the file at `path` (at most 1 GiB) and loads it. Returns as vmm_elf_load, or the
@@ -34,7 +36,9 @@ VMM_API int vmm_elf_load(vmm_mem *mem, const void *image, size_t size, vmm_elf_i
 VMM_API int vmm_elf_load_file(vmm_mem *mem, const char *path, vmm_elf_info *info);
 
 /* Looks up the value of symbol `name` in the image's .symtab (for guest programs that
- * export entry points or buffers). Returns 0 and *value, -ENOENT, or -EINVAL. */
+ * export entry points or buffers). Undefined symbols are skipped; the first defined
+ * match wins. Returns 0 and *value, -ENOENT (no such symbol, or no .symtab), -EINVAL
+ * (malformed image or arguments), or -ENOEXEC (not ELF64 little-endian). */
 VMM_API int vmm_elf_symbol(const void *image, size_t size, const char *name, uint64_t *value);
 
 #ifdef __cplusplus

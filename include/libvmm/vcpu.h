@@ -66,7 +66,8 @@ typedef struct vmm_vcpu_opts {
 VMM_API int vmm_vcpu_create(vmm_vcpu **out, vmm_vm *vm, const vmm_vcpu_opts *opts);
 
 /* Destroys the vCPU (kicking and joining its library thread if started). The caller's
- * own thread must not be inside vmm_vcpu_run. NULL is a no-op. */
+ * own thread must not be inside vmm_vcpu_run. KVM keeps a vCPU until its VM is
+ * destroyed, so the id cannot be used again in this VM (-EEXIST). NULL is a no-op. */
 VMM_API void vmm_vcpu_destroy(vmm_vcpu *vcpu);
 
 VMM_API uint32_t vmm_vcpu_id(const vmm_vcpu *vcpu);
@@ -135,7 +136,7 @@ VMM_API int vmm_vcpu_setup_long_mode(vmm_vcpu *vcpu, const vmm_long_mode_opts *o
 
 /* Points IDT vector `vector` of the IDT built by vmm_vcpu_setup_long_mode at guest code
  * `handler` (a ring-0 interrupt gate; `dpl` 3 lets CPL-3 code raise it with INT n).
- * Returns 0, -EINVAL, -EFAULT. */
+ * Returns 0, -EINVAL (NULL vcpu, dpl > 3, or no IDT set up yet), -EFAULT. */
 VMM_API int vmm_vcpu_set_idt_gate(vmm_vcpu *vcpu, uint8_t vector, uint64_t handler, unsigned dpl);
 
 /* ---- running -------------------------------------------------------------------- */
@@ -202,7 +203,8 @@ VMM_API void vmm_vcpu_kick(vmm_vcpu *vcpu);
 typedef int (*vmm_vcpu_exit_fn)(void *ctx, vmm_vcpu *vcpu, const vmm_exit *exit, int err);
 
 /* Runs the vCPU on a new library thread: loops vmm_vcpu_run, calling fn for each exit.
- * Returns 0, -EBUSY (already started), or the errno of pthread_create. */
+ * The thread blocks every signal but the kick signal. Returns 0, -EINVAL (NULL vcpu or
+ * fn), -EBUSY (already started), or the errno of pthread_create. */
 VMM_API int vmm_vcpu_start(vmm_vcpu *vcpu, vmm_vcpu_exit_fn fn, void *ctx);
 
 /* Waits for the library thread to stop (fn returned non-zero) and stores fn's value in

@@ -61,8 +61,13 @@ typedef struct vmm_vm_opts {
 /* Opens /dev/kvm, checks the API version and the capabilities the chosen composition
  * needs, creates the VM with an empty memory map, an empty bus and the interrupt
  * controller. opts may be NULL (defaults).
- * Returns 0 and *out, or: -ENODEV no /dev/kvm, -EACCES no permission on it, -ENOTSUP a
- * needed capability is missing (vmm_last_error names it), -EINVAL bad options, -ENOMEM. */
+ * Returns 0 and *out, or: -ENODEV no /dev/kvm (or kvm_path is not a KVM device),
+ * -EACCES no permission on it, -ENOTSUP a needed capability is missing (vmm_last_error
+ * names it), -EINVAL bad options (or the kick signal is ignored with SIG_IGN), -ENOMEM.
+ *
+ * With VMM_IRQCHIP_KERNEL the legacy PIC is live after reset, unmasked with vector base
+ * 0: a guest that does not mask it (as every OS does) sees IOAPIC pins 0-15 also as low
+ * vectors. */
 VMM_API int vmm_vm_create(vmm_vm **out, const vmm_vm_opts *opts);
 
 /* Stops and destroys every vCPU of the VM (vCPUs on library threads, see

@@ -28,7 +28,8 @@ struct dispatch_frame {
 	const struct dispatch_frame *up;
 	unsigned depth;
 };
-static _Thread_local const struct dispatch_frame *tls_frames;
+/* initial-exec: no __tls_get_addr call per dispatch from the shared library. */
+static _Thread_local const struct dispatch_frame *tls_frames __attribute__((tls_model("initial-exec")));
 
 static bool held_by_me(const struct bus_space *sp)
 {

@@ -272,6 +272,7 @@ void vmm_vm_destroy(vmm_vm *vm)
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
 	free(vm->vcpus);
+	vmm_cpuid_destroy(vm->supported_cpuid);
 	pthread_mutex_destroy(&vm->lock);
 	free(vm);
 }

@@ -26,7 +26,8 @@ struct vmm_vm {
 	vmm_bus *bus;
 	vmm_irq *irq;
 
-	pthread_mutex_t lock;    /* protects the vCPU list */
+	pthread_mutex_t lock;    /* protects the vCPU list and supported_cpuid */
+	vmm_cpuid *supported_cpuid; /* KVM_GET_SUPPORTED_CPUID, imported once (cpuid.c) */
 	vmm_vcpu **vcpus;
 	size_t nr_vcpus, cap_vcpus;
 	uint32_t max_vcpus;

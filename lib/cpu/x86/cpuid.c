@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../core/vm_internal.h"
 #include "../../kvm/kvm.h"
 #include <asm/kvm_para.h>
 
@@ -334,25 +335,43 @@ static void apply_defaults(vmm_cpuid *t, uint32_t vcpu_id)
 	 * with the guest's XCR0 at run time. */
 }
 
+/* KVM_GET_SUPPORTED_CPUID is slow (hundreds of microseconds on some hosts) and its
+ * answer fixed for the VM's lifetime, so the imported table is cached per VM. */
+static int supported_table(vmm_vm *vm, const vmm_cpuid **out)
+{
+	int r = 0;
+	pthread_mutex_lock(&vm->lock);
+	if (!vm->supported_cpuid) {
+		struct kvm_cpuid2 *kc = NULL;
+		vmm_cpuid *t = NULL;
+		r = get_supported(vm->kvm_fd, &kc);
+		if (r == 0)
+			r = vmm_cpuid_create(&t);
+		if (r == 0)
+			r = import_kvm(t, kc);
+		free(kc);
+		if (r < 0)
+			vmm_cpuid_destroy(t);
+		else
+			vm->supported_cpuid = t;
+	}
+	*out = vm->supported_cpuid;
+	pthread_mutex_unlock(&vm->lock);
+	return r < 0 ? r : 0;
+}
+
 int vmm_cpuid_create_default(vmm_cpuid **out, vmm_vm *vm, uint32_t vcpu_id)
 {
 	if (!out || !vm)
 		return vmm_err(-EINVAL, "vmm_cpuid_create_default: NULL argument");
 	*out = NULL;
-
-	struct kvm_cpuid2 *kc = NULL;
-	int r = get_supported(vmm_vm_kvm_fd(vm), &kc);
+	const vmm_cpuid *supported;
+	int r = supported_table(vm, &supported);
 	if (r < 0)
 		return r;
 	vmm_cpuid *t = NULL;
-	r = vmm_cpuid_create(&t);
-	if (r == 0)
-		r = import_kvm(t, kc);
-	free(kc);
-	if (r < 0) {
-		vmm_cpuid_destroy(t);
+	if ((r = vmm_cpuid_clone(&t, supported)) < 0)
 		return r;
-	}
 	apply_defaults(t, vcpu_id);
 	*out = t;
 	return 0;

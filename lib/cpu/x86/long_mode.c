@@ -189,9 +189,10 @@ int vmm_vcpu_setup_long_mode(vmm_vcpu *v, const vmm_long_mode_opts *opts)
 	if ((r = vmm_kvm_set_sregs(v->fd, &s)) < 0)
 		return vmm_err(r, "KVM_SET_SREGS (long mode) failed");
 
-	/* Secondary vCPUs of an in-kernel LAPIC wait for INIT/SIPI; this one starts now. */
+	/* Secondary vCPUs of an in-kernel LAPIC wait for INIT/SIPI; this one starts now.
+	 * Without an in-kernel LAPIC every vCPU is runnable already. */
 	struct kvm_mp_state mp = { .mp_state = KVM_MP_STATE_RUNNABLE };
-	if ((r = vmm_kvm_set_mp_state(v->fd, &mp)) < 0)
+	if (v->vm->irqchip != VMM_IRQCHIP_NONE && (r = vmm_kvm_set_mp_state(v->fd, &mp)) < 0)
 		return vmm_err(r, "KVM_SET_MP_STATE failed");
 	struct kvm_regs regs = { .rip = o.entry, .rsp = o.stack,
 				 .rflags = RFLAGS_RESERVED | (user ? RFLAGS_IOPL3 : 0) };

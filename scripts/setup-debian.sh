@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what libvmm needs to build and test on Debian 12 (run as root or with sudo).
 set -euo pipefail
-packages=(build-essential cmake pkg-config libcmocka-dev libfdt-dev clang libclang-rt-dev valgrind)
+packages=(build-essential cmake pkg-config libcmocka-dev libfdt-dev clang libclang-rt-dev valgrind acpica-tools device-tree-compiler)
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 missing=()

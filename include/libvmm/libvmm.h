@@ -12,6 +12,17 @@
 #include <libvmm/cpuid.h>
 #include <libvmm/vcpu.h>
 #include <libvmm/elf.h>
+#include <libvmm/acpi.h>
+#include <libvmm/fdt.h>
+#include <libvmm/boot.h>
+#include <libvmm/loop.h>
+#include <libvmm/virtio.h>
+#include <libvmm/virtio_console.h>
+#include <libvmm/virtio_blk.h>
+#include <libvmm/virtio_net.h>
+#include <libvmm/virtio_vsock.h>
+#include <libvmm/virtio_rng.h>
+#include <libvmm/virtio_balloon.h>
 
 #ifdef __cplusplus
 extern "C" {

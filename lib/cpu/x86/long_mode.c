@@ -210,6 +210,14 @@ int vmm_vcpu_set_idt_gate(vmm_vcpu *v, uint8_t vector, uint64_t handler, unsigne
 	if (!v->has_idt)
 		return vmm_err(-EINVAL, "vmm_vcpu_set_idt_gate: vCPU %u has no IDT from "
 				"vmm_vcpu_setup_long_mode", v->id);
+	/* The guest (or a loader) may have moved to an IDT of its own since. */
+	struct kvm_sregs s;
+	int r = vmm_kvm_get_sregs(v->fd, &s);
+	if (r < 0)
+		return vmm_err(r, "KVM_GET_SREGS failed");
+	if (s.idt.base != v->idt_gpa)
+		return vmm_err(-EINVAL, "vmm_vcpu_set_idt_gate: vCPU %u no longer uses the IDT of "
+				"vmm_vcpu_setup_long_mode", v->id);
 	uint8_t entry[16];
 	idt_gate(entry, handler, dpl);
 	return vmm_mem_write(v->vm->mem, v->idt_gpa + vector * 16u, entry, sizeof entry);

@@ -17,7 +17,7 @@ static bool has_error_code(uint64_t v)
 	return v == 8 || (v >= 10 && v <= 14) || v == 17 || v == 21 || v == 29 || v == 30;
 }
 
-static int report_fault(vmm_vcpu *v, vmm_exit *exit)
+static int report_fault(vmm_vcpu *v, vmm_exit *exit, uint8_t written)
 {
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
@@ -26,18 +26,23 @@ static int report_fault(vmm_vcpu *v, vmm_exit *exit)
 		r = vmm_kvm_get_sregs(v->fd, &sregs);
 	if (r < 0)
 		return vmm_err(r, "reading registers after a guest fault failed");
+	exit->reason = VMM_EXIT_FAULT;
+	exit->u.fault.cr2 = sregs.cr2;
 	struct fault_frame f;
 	uint64_t gpa;
-	if (vmm_vcpu_translate(v, regs.rsp, &gpa) || vmm_mem_read(v->vm->mem, gpa, &f, sizeof f))
-		return vmm_err(-EIO, "guest fault reported, but its frame at rsp %#llx is unreadable",
-			       (unsigned long long)regs.rsp);
-	exit->reason = VMM_EXIT_FAULT;
+	if (vmm_vcpu_translate(v, regs.rsp, &gpa) || vmm_mem_read(v->vm->mem, gpa, &f, sizeof f)) {
+		/* Not our stub's frame: the guest wrote the port itself with a stack we
+		 * cannot read. Report what it wrote; the rest is unknown. */
+		exit->u.fault.vector = written;
+		exit->u.fault.rip = regs.rip;
+		exit->u.fault.cs = sregs.cs.selector;
+		return 0;
+	}
 	exit->u.fault.vector = (uint32_t)(f.vector & 0xff);
 	exit->u.fault.has_error_code = has_error_code(f.vector);
 	exit->u.fault.error_code = f.error_code;
 	exit->u.fault.rip = f.rip;
 	exit->u.fault.cs = f.cs;
-	exit->u.fault.cr2 = sregs.cr2;
 	return 0;
 }
 
@@ -63,7 +68,7 @@ static int handle_io(vmm_vcpu *v, vmm_exit *exit)
 		return 1;
 	}
 	if (out && port == v->vm->fault_port) {
-		int r = report_fault(v, exit);
+		int r = report_fault(v, exit, data[0]);
 		return r ? r : 1;
 	}
 	/* `rep ins/outs` exits once with count items back to back. */

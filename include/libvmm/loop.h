@@ -8,7 +8,10 @@
  *
  * Threading: one thread runs the loop at a time; callbacks run on it. vmm_loop_add,
  * vmm_loop_modify and vmm_loop_remove may be called from callbacks or while the loop is
- * not running; vmm_loop_stop and vmm_loop_call from any thread.
+ * not running; vmm_loop_stop and vmm_loop_call from any thread. (add/modify/remove are
+ * also safe from another thread while the loop runs, as devices do from vCPU threads,
+ * but a callback of that fd already running on the loop thread may then still be
+ * finishing when vmm_loop_remove returns.)
  */
 #ifndef LIBVMM_LOOP_H
 #define LIBVMM_LOOP_H

@@ -14,6 +14,13 @@
  *     vmm_virtio_mmio *t;
  *     vmm_virtio_mmio_attach(&t, vm, loop, &mo, rng);   // t owns rng from here on
  *
+ * The registers identify the device with vendor id 0x4d4d564c ("LVMM"). A 32-bit write
+ * of a queue index to QueueNotify is taken by its ioeventfd; anything else written there
+ * exits to user space like any register write (out-of-range indexes and other access
+ * sizes are ignored). Queue registers are locked once a queue is ready and after
+ * DRIVER_OK; a ring outside RAM or a device refusing activation sets
+ * DEVICE_NEEDS_RESET at DRIVER_OK.
+ *
  * Threading: attach and destroy while the VM's vCPUs and the loop are not running.
  * The status and stats calls may be made from any thread.
  */

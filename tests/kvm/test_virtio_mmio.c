@@ -9,6 +9,7 @@
  * a second VM that keeps working while the first one's device is broken, and
  * interrupts delivered to a CPL-0 guest with either irqchip. */
 #include "harness/virtio_harness.h"
+#include "virtio/transport.h"
 
 #include <linux/virtio_config.h>
 #include <stdlib.h>
@@ -273,6 +274,28 @@ static void test_notify_index(void **state)
 	assert_false(vmm_virtio_mmio_status(f.t) & VIRTIO_CONFIG_S_NEEDS_RESET);
 }
 
+/* The same with the doorbells' ioeventfds removed: every QueueNotify write now exits to
+ * user space and goes through the register file, which signals the doorbell itself. */
+static void test_notify_without_ioeventfd(void **state)
+{
+	struct fixture f = { 0 };
+	start(state, &f, 5);
+	vmm_virtio_dev *d = vmm_virtio_device_dev(vmm_virtio_mmio_device(f.t));
+	for (uint16_t i = 0; i < 2; i++)
+		kt_check(vmm_bus_remove_ioeventfd(f.e->kt->bus, VMM_BUS_MMIO, VIO_TEST_BASE(0) + 0x50, 4,
+						  d->q[i].kick_fd, VMM_IOEVENTFD_DATAMATCH, i),
+			 "vmm_bus_remove_ioeventfd");
+	kt_run_expect(f.e->kt, 0, 0x100);
+	fetch(&f);
+	assert_int_equal(f.res[0], 0);
+	assert_int_equal(f.res[1], 8);
+	assert_int_equal(f.res[2], 8);
+	vmm_virtio_mmio_stats s;
+	vmm_virtio_mmio_get_stats(f.t, &s);
+	assert_int_equal(s.notifies, 3);
+	assert_int_equal(snapshot(&f).notifies, 2); /* queue 1 is not ready */
+}
+
 static void test_reset(void **state)
 {
 	struct fixture f = { 0 };
@@ -492,6 +515,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_driver_ok_needs_features_ok, vt_teardown),
 		cmocka_unit_test_teardown(test_queue_locked_after_driver_ok, vt_teardown),
 		cmocka_unit_test_teardown(test_notify_index, vt_teardown),
+		cmocka_unit_test_teardown(test_notify_without_ioeventfd, vt_teardown),
 		cmocka_unit_test_teardown(test_reset, vt_teardown),
 		cmocka_unit_test_teardown(test_config_space, vt_teardown),
 		cmocka_unit_test_teardown(test_interrupt_status, vt_teardown),

@@ -84,7 +84,8 @@ VMM_API uint64_t vmm_virtio_dev_features(const vmm_virtio_dev *dev);
 /* Pushes are done; raise the used-buffer interrupt for `queue` unless the driver
  * suppressed it. Returns 0 or a negative errno. */
 VMM_API int vmm_virtio_dev_interrupt(vmm_virtio_dev *dev, uint16_t queue);
-/* The config space changed: bump the generation and raise a config interrupt. */
+/* The config space changed: bump the generation and raise a config interrupt (once the
+ * driver has set DRIVER_OK; before that it reads the generation when it starts). */
 VMM_API void vmm_virtio_dev_config_changed(vmm_virtio_dev *dev);
 /* The driver broke the rules (e.g. vmm_virtq_pop returned -EIO): set
  * DEVICE_NEEDS_RESET, raise a config interrupt, stop calling notify until reset. `why` is
@@ -92,8 +93,10 @@ VMM_API void vmm_virtio_dev_config_changed(vmm_virtio_dev *dev);
 VMM_API void vmm_virtio_dev_fail(vmm_virtio_dev *dev, const char *why);
 
 /* Watches a back-end fd on the device's loop; fn runs with the device lock held, and
- * only while the device is active (events before activate or after reset are left
- * pending). Unwatched automatically on detach. Returns 0 or a negative errno. */
+ * only while the device is active (events before activate, after reset or after
+ * vmm_virtio_dev_fail are left pending). A watch survives a reset: it is paused and
+ * resumes at the next activation. Unwatched automatically on detach. Returns 0, -EEXIST
+ * (fd already watched), -EINVAL, -ENOMEM, or an epoll errno. */
 VMM_API int vmm_virtio_dev_watch(vmm_virtio_dev *dev, int fd, uint32_t events, vmm_loop_fn fn, void *ctx);
 VMM_API int vmm_virtio_dev_unwatch(vmm_virtio_dev *dev, int fd);
 VMM_API int vmm_virtio_dev_watch_modify(vmm_virtio_dev *dev, int fd, uint32_t events);

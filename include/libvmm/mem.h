@@ -11,7 +11,10 @@
  * Threading: translate, read, write and the dirty-log calls may run concurrently on any
  * thread; adding or removing regions must not race with them (do it while vCPUs and
  * devices are stopped). Pointers returned by vmm_mem_translate stay valid until the
- * region is removed; devices must not keep them across guest notifications.
+ * region is removed. Active virtio devices hold such pointers (ring areas from
+ * activation to reset, chains while in flight), so remove a region only while no device
+ * is active; the guest itself cannot remove memory. Devices re-read guest-shared data
+ * from guest memory at each notification and read each field once.
  */
 #ifndef LIBVMM_MEM_H
 #define LIBVMM_MEM_H

@@ -12,6 +12,7 @@
  */
 #include <fcntl.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <endian.h>
 #include <sys/mman.h>
@@ -153,7 +154,10 @@ static bool queue_failed(struct balloon *b, int r, const char *why)
 {
 	if (r >= 0)
 		return false;
-	vmm_virtio_dev_fail(b->dev, why);
+	/* Keep the walker's reason (e.g. "head 3 already in flight") after ours. */
+	char msg[512];
+	snprintf(msg, sizeof msg, "%s: %s", why, vmm_last_error());
+	vmm_virtio_dev_fail(b->dev, msg);
 	return true;
 }
 
@@ -169,8 +173,8 @@ static bool pfn_queue(struct balloon *b, uint16_t qi)
 			break;
 		}
 		int r = vmm_virtq_pop(q, b->mem, b->chain);
-		if (queue_failed(b, r, qi == BQ_INFLATE ? "virtio-balloon: inflate queue broken"
-							 : "virtio-balloon: deflate queue broken"))
+		if (queue_failed(b, r, qi == BQ_INFLATE ? "inflate queue broken"
+							 : "deflate queue broken"))
 			return false;
 		if (r == 0) {
 			if (vmm_virtq_set_notify(q, b->mem, true))
@@ -216,7 +220,7 @@ static void stats_queue(struct balloon *b)
 	/* The driver owns one stats buffer; a few rounds cover a driver re-posting it. */
 	for (unsigned n = 0; n < 4; n++) {
 		int r = vmm_virtq_pop(q, b->mem, b->chain);
-		if (queue_failed(b, r, "virtio-balloon: stats queue broken"))
+		if (queue_failed(b, r, "stats queue broken"))
 			return;
 		if (r == 0)
 			break;

@@ -18,8 +18,12 @@
 static void vsock_fail(struct vsock *v, const char *why)
 {
 	v->broken = true;
-	if (v->dev)
-		vmm_virtio_dev_fail(v->dev, why);
+	if (!v->dev)
+		return;
+	/* Keep the walker's reason after ours. */
+	char msg[512];
+	snprintf(msg, sizeof msg, "%s: %s", why, vmm_last_error());
+	vmm_virtio_dev_fail(v->dev, msg);
 }
 
 /* ---- sending to the guest ---- */
@@ -36,7 +40,7 @@ static int rx_get(struct vsock *v, vmm_virtq_chain **out)
 	for (unsigned i = 0; i <= VMM_VIRTQ_MAX_SIZE; i++) {
 		int r = vmm_virtq_pop(v->rxq, v->mem, v->rx_chain);
 		if (r < 0) {
-			vsock_fail(v, "virtio-vsock: rx queue broken");
+			vsock_fail(v, "rx queue broken");
 			return 0;
 		}
 		if (r == 0) {
@@ -625,7 +629,7 @@ bool vsock_tx_process(struct vsock *v)
 	for (unsigned n = 0; n < VSOCK_TX_BUDGET; n++) {
 		int r = vmm_virtq_pop(v->txq, v->mem, v->tx_chain);
 		if (r < 0) {
-			vsock_fail(v, "virtio-vsock: tx queue broken");
+			vsock_fail(v, "tx queue broken");
 			return false;
 		}
 		if (r == 0) {

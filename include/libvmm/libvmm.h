@@ -23,6 +23,7 @@
 #include <libvmm/virtio_vsock.h>
 #include <libvmm/virtio_rng.h>
 #include <libvmm/virtio_balloon.h>
+#include <libvmm/snapshot.h>
 
 #ifdef __cplusplus
 extern "C" {

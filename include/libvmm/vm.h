@@ -86,6 +86,47 @@ VMM_API vmm_irq *vmm_vm_irq(vmm_vm *vm);
 VMM_API uint16_t vmm_vm_exit_port(const vmm_vm *vm);
 VMM_API uint16_t vmm_vm_fault_port(const vmm_vm *vm);
 
+/* ---- system events: a device stops the whole VM ------------------------------------ */
+
+/* Values of vmm_exit.u.system.type (the same numbers KVM uses for its own
+ * KVM_EXIT_SYSTEM_EVENT, so one switch handles both). */
+#define VMM_SYSTEM_EVENT_SHUTDOWN 1u /* power off (e.g. the ACPI S5 sleep register) */
+#define VMM_SYSTEM_EVENT_RESET 2u    /* reboot (e.g. the i8042 "pulse reset line" command) */
+
+/* How a platform device reports a system event to its owner (the i8042 and ACPI power
+ * devices take one in their options; NULL there means vmm_vm_request_stop). Called on
+ * the thread of the vCPU whose I/O caused the event. */
+typedef void (*vmm_system_event_fn)(void *ctx, uint32_t event);
+
+/* Records system event `event` (VMM_SYSTEM_EVENT_*, non-zero) for the VM and kicks every
+ * vCPU: from then on every vmm_vcpu_run of every vCPU of this VM returns at once with
+ * VMM_EXIT_SYSTEM_EVENT and u.system.type = the event, instead of entering the guest,
+ * until vmm_vm_clear_stop. The first event wins: a later request while one is pending is
+ * ignored (a machine that is powering off does not also reboot). So an exit function of
+ * vmm_vcpu_start should end its thread on VMM_EXIT_SYSTEM_EVENT (or clear the stop):
+ * running again returns the same exit at once. Any thread, including a device callback
+ * on a vCPU thread. NULL vm or event 0: no-op. */
+VMM_API void vmm_vm_request_stop(vmm_vm *vm, uint32_t event);
+
+/* The pending system event, or 0 if none. Any thread. */
+VMM_API uint32_t vmm_vm_stop_requested(const vmm_vm *vm);
+
+/* Forgets the pending system event, so the vCPUs can run again (for an application that
+ * resets the machine in place: reload the guest, reset the vCPUs' registers, clear, run).
+ * Any thread; NULL is a no-op. */
+VMM_API void vmm_vm_clear_stop(vmm_vm *vm);
+
+/* ---- the VM's vCPUs ------------------------------------------------------------ */
+
+/* Number of vCPUs the VM has now. Any thread (a vCPU created or destroyed meanwhile
+ * changes it). 0 for NULL. */
+VMM_API size_t vmm_vm_vcpu_count(vmm_vm *vm);
+
+/* The i-th vCPU in creation order (borrowed, valid until it or the VM is destroyed),
+ * or NULL if i >= vmm_vm_vcpu_count(vm). A VM made by vmm_snapshot_restore has its
+ * vCPUs in the saved VM's order. Any thread. */
+VMM_API vmm_vcpu *vmm_vm_get_vcpu(vmm_vm *vm, size_t i);
+
 #ifdef __cplusplus
 }
 #endif

@@ -108,3 +108,23 @@ int vmm_kvm_set_vcpu_events(int fd, const struct kvm_vcpu_events *e) { return io
 int vmm_kvm_get_mp_state(int fd, struct kvm_mp_state *m) { return io(fd, KVM_GET_MP_STATE, m); }
 int vmm_kvm_set_mp_state(int fd, const struct kvm_mp_state *m) { return io(fd, KVM_SET_MP_STATE, m); }
 int vmm_kvm_reset_dirty_rings(int vm_fd) { return io(vm_fd, KVM_RESET_DIRTY_RINGS, 0); }
+int vmm_kvm_get_irqchip(int vm_fd, struct kvm_irqchip *c) { return io(vm_fd, KVM_GET_IRQCHIP, c); }
+int vmm_kvm_set_irqchip(int vm_fd, const struct kvm_irqchip *c) { return io(vm_fd, KVM_SET_IRQCHIP, c); }
+/* Snapshots (lib/snapshot). */
+int vmm_kvm_get_msr_index_list(int kvm_fd, struct kvm_msr_list *l) { return io(kvm_fd, KVM_GET_MSR_INDEX_LIST, l); }
+int vmm_kvm_get_cpuid2(int fd, struct kvm_cpuid2 *c) { return io(fd, KVM_GET_CPUID2, c); }
+int vmm_kvm_get_xsave(int fd, struct kvm_xsave *x) { return io(fd, KVM_GET_XSAVE, x); }
+int vmm_kvm_get_xsave2(int fd, void *buf) { return io(fd, KVM_GET_XSAVE2, buf); }
+int vmm_kvm_set_xsave(int fd, const void *buf) { return io(fd, KVM_SET_XSAVE, buf); }
+int vmm_kvm_get_xcrs(int fd, struct kvm_xcrs *x) { return io(fd, KVM_GET_XCRS, x); }
+int vmm_kvm_set_xcrs(int fd, const struct kvm_xcrs *x) { return io(fd, KVM_SET_XCRS, x); }
+int vmm_kvm_get_lapic(int fd, struct kvm_lapic_state *l) { return io(fd, KVM_GET_LAPIC, l); }
+int vmm_kvm_set_lapic(int fd, const struct kvm_lapic_state *l) { return io(fd, KVM_SET_LAPIC, l); }
+int vmm_kvm_get_debugregs(int fd, struct kvm_debugregs *d) { return io(fd, KVM_GET_DEBUGREGS, d); }
+int vmm_kvm_set_debugregs(int fd, const struct kvm_debugregs *d) { return io(fd, KVM_SET_DEBUGREGS, d); }
+int vmm_kvm_get_tsc_khz(int fd) { return io(fd, KVM_GET_TSC_KHZ, 0); }
+int vmm_kvm_set_tsc_khz(int fd, uint32_t khz) { return io(fd, KVM_SET_TSC_KHZ, (const void *)(uintptr_t)khz); }
+int vmm_kvm_get_clock(int vm_fd, struct kvm_clock_data *c) { return io(vm_fd, KVM_GET_CLOCK, c); }
+int vmm_kvm_set_clock(int vm_fd, const struct kvm_clock_data *c) { return io(vm_fd, KVM_SET_CLOCK, c); }
+int vmm_kvm_get_pit2(int vm_fd, struct kvm_pit_state2 *p) { return io(vm_fd, KVM_GET_PIT2, p); }
+int vmm_kvm_set_pit2(int vm_fd, const struct kvm_pit_state2 *p) { return io(vm_fd, KVM_SET_PIT2, p); }

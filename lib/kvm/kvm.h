@@ -52,4 +52,31 @@ VMM_HIDDEN int vmm_kvm_set_vcpu_events(int vcpu_fd, const struct kvm_vcpu_events
 VMM_HIDDEN int vmm_kvm_get_mp_state(int vcpu_fd, struct kvm_mp_state *mp);
 VMM_HIDDEN int vmm_kvm_set_mp_state(int vcpu_fd, const struct kvm_mp_state *mp);
 
+/* In-kernel irqchip state (PIC master 0, PIC slave 1, IOAPIC 2): lib/boot/linux_platform.c
+ * masks the PICs before a Linux guest runs. */
+VMM_HIDDEN int vmm_kvm_get_irqchip(int vm_fd, struct kvm_irqchip *chip);
+VMM_HIDDEN int vmm_kvm_set_irqchip(int vm_fd, const struct kvm_irqchip *chip);
+
+/* Snapshots (lib/snapshot): the rest of the vCPU and VM state KVM keeps. */
+VMM_HIDDEN int vmm_kvm_get_msr_index_list(int kvm_fd, struct kvm_msr_list *list);
+VMM_HIDDEN int vmm_kvm_get_cpuid2(int vcpu_fd, struct kvm_cpuid2 *cpuid);
+VMM_HIDDEN int vmm_kvm_get_xsave(int vcpu_fd, struct kvm_xsave *xsave);
+/* KVM_GET_XSAVE2 (KVM_CAP_XSAVE2): `buf` holds the size that capability reports. */
+VMM_HIDDEN int vmm_kvm_get_xsave2(int vcpu_fd, void *buf);
+/* KVM_SET_XSAVE reads as many bytes as KVM_CAP_XSAVE2 reports (4096 without it). */
+VMM_HIDDEN int vmm_kvm_set_xsave(int vcpu_fd, const void *buf);
+VMM_HIDDEN int vmm_kvm_get_xcrs(int vcpu_fd, struct kvm_xcrs *xcrs);
+VMM_HIDDEN int vmm_kvm_set_xcrs(int vcpu_fd, const struct kvm_xcrs *xcrs);
+VMM_HIDDEN int vmm_kvm_get_lapic(int vcpu_fd, struct kvm_lapic_state *lapic);
+VMM_HIDDEN int vmm_kvm_set_lapic(int vcpu_fd, const struct kvm_lapic_state *lapic);
+VMM_HIDDEN int vmm_kvm_get_debugregs(int vcpu_fd, struct kvm_debugregs *dbg);
+VMM_HIDDEN int vmm_kvm_set_debugregs(int vcpu_fd, const struct kvm_debugregs *dbg);
+/* Returns the vCPU's TSC frequency in kHz (> 0) or a negative errno. */
+VMM_HIDDEN int vmm_kvm_get_tsc_khz(int vcpu_fd);
+VMM_HIDDEN int vmm_kvm_set_tsc_khz(int vcpu_fd, uint32_t khz);
+VMM_HIDDEN int vmm_kvm_get_clock(int vm_fd, struct kvm_clock_data *clock);
+VMM_HIDDEN int vmm_kvm_set_clock(int vm_fd, const struct kvm_clock_data *clock);
+VMM_HIDDEN int vmm_kvm_get_pit2(int vm_fd, struct kvm_pit_state2 *pit);
+VMM_HIDDEN int vmm_kvm_set_pit2(int vm_fd, const struct kvm_pit_state2 *pit);
+
 #endif

@@ -145,6 +145,7 @@ int vmm_vcpu_get_sregs(vmm_vcpu *v, vmm_sregs *s)
 	int r = vmm_kvm_get_sregs(v->fd, &k);
 	if (r < 0)
 		return vmm_err(r, "KVM_GET_SREGS failed");
+	memset(s, 0, sizeof *s); /* padding too, so callers may memcmp */
 	seg_from_kvm(&s->cs, &k.cs); seg_from_kvm(&s->ds, &k.ds); seg_from_kvm(&s->es, &k.es);
 	seg_from_kvm(&s->fs, &k.fs); seg_from_kvm(&s->gs, &k.gs); seg_from_kvm(&s->ss, &k.ss);
 	seg_from_kvm(&s->tr, &k.tr); seg_from_kvm(&s->ldt, &k.ldt);
@@ -183,6 +184,7 @@ int vmm_vcpu_get_fpu(vmm_vcpu *v, vmm_fpu *f)
 	int r = vmm_kvm_get_fpu(v->fd, &k);
 	if (r < 0)
 		return vmm_err(r, "KVM_GET_FPU failed");
+	memset(f, 0, sizeof *f);
 	memcpy(f->fpr, k.fpr, sizeof f->fpr);
 	f->fcw = k.fcw; f->fsw = k.fsw; f->ftwx = k.ftwx; f->last_opcode = k.last_opcode;
 	f->last_ip = k.last_ip; f->last_dp = k.last_dp;

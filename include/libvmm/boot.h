@@ -260,6 +260,86 @@ VMM_API int vmm_linux_load(vmm_mem *mem, vmm_vcpu *bsp, const vmm_linux_opts *op
  * Returns 0, -EINVAL (NULL argument, unknown protocol), -EFAULT, or a KVM errno. */
 VMM_API int vmm_linux_setup_vcpu(vmm_vcpu *bsp, const vmm_linux_info *info);
 
+/* ==== Linux guest platform set-up (lib/boot/linux_platform.c) =========================
+ *
+ * What a Linux guest needs from the VMM besides being loaded. A microVM calls, before the
+ * first vmm_vcpu_run of any vCPU:
+ *     vmm_linux_prepare_vm(vm);                  once
+ *     vmm_linux_prepare_vcpu(vcpu);              for every vCPU, boot vCPU and the others
+ * and builds its command line with vmm_linux_cmdline_nested_defaults when
+ * vmm_linux_host_is_nested() says so. Everything here is also right on bare-metal KVM. */
+
+/* Masks both 8259 PICs of the in-kernel irqchip (VMM_IRQCHIP_KERNEL; a no-op with the
+ * other compositions). KVM's PICs start unmasked with vector base 0, and a Linux guest
+ * with libvmm's hardware-reduced ACPI tables never programs them while it keeps the boot
+ * vCPU's LINT0 in ExtINT mode (see acpi.h): every interrupt on GSIs 0-15 would also
+ * reach that vCPU as vector 0-15, an exception vector. A BIOS leaves them masked too.
+ * Call before the vCPUs run. Returns 0, -EINVAL (NULL vm), or a KVM errno. */
+VMM_API int vmm_linux_prepare_vm(vmm_vm *vm);
+
+/* Switches the vCPU's local APIC to x2APIC mode (IA32_APIC_BASE, MSR 0x1B: enable and
+ * EXTD bits set, base and BSP flag kept: 0xFEE00D00 on the boot vCPU, 0xFEE00C00 on the
+ * others), as firmware may leave it. Linux then keeps using x2APIC, whose registers are
+ * MSRs; some nested hosts cannot emulate the xAPIC's MMIO page at all (it ends in a
+ * shutdown), and a kernel that found the APIC in xAPIC mode would touch it before
+ * switching. INIT and SIPI keep the mode, so secondary vCPUs started by the guest stay
+ * in x2APIC. The vCPU's CPUID must advertise x2APIC (libvmm's default table does); the
+ * guest kernel must support x2APIC (CONFIG_X86_X2APIC; every distribution kernel does).
+ * Call on the thread that drives the vCPU, before its first run (after
+ * vmm_vcpu_set_cpuid if you install your own table). Returns 0, -EINVAL (NULL vcpu),
+ * -EIO (KVM refused: e.g. x2APIC not in the vCPU's CPUID), or a KVM errno. */
+VMM_API int vmm_linux_prepare_vcpu(vmm_vcpu *vcpu);
+
+/* True if this host's KVM runs guests without hardware virtualization: the kvm_pvm
+ * module is loaded, or the CPU flags in /proc/cpuinfo show neither vmx nor svm although
+ * KVM works (a paravirtual KVM nested in a cloud VM). There, guest ring-0 code is
+ * interpreted, instructions such as XSAVE, POPCNT or STAC fail to emulate, and a Linux
+ * guest needs vmm_linux_cmdline_nested_defaults. False on bare-metal KVM and on nested
+ * KVM with VMX/SVM (also when /proc is not readable). Any thread. */
+VMM_API bool vmm_linux_host_is_nested(void);
+
+/* Appends the kernel parameters a Linux guest needs on such hosts (each skipped if `cl`
+ * already has a parameter with that key, so a caller's own choice wins). First what the
+ * guest needs to work at all: the host's KVM cannot complete some instructions at ring
+ * 0, and the guest sees the host's CPUID whatever KVM_SET_CPUID2 says, so features are
+ * hidden on the command line:
+ *   noxsave                 XSAVE/XRSTOR/XGETBV; also hides AVX, AVX2, AVX-512 and PKU,
+ *                           which depend on it (the FPU then uses FXSAVE)
+ *   clearcpuid=popcnt,ssse3,sse4_1,sse4_2,pclmulqdq,aes,cx16,rdtscp,rdpid,smap,
+ *              fsgsbase,invpcid,pcid,rdrand,rdseed,erms,fsrm
+ *                           popcnt: hweight() is patched to POPCNT; cx16: SLUB's
+ *                           LOCK CMPXCHG16B; smap: STAC/CLAC around user accesses;
+ *                           rdtscp: rdtsc_ordered(); pcid/invpcid: INVPCID; ssse3,
+ *                           sse4_*, pclmulqdq, aes: SIMD crypto and CRC code (blake2s
+ *                           runs LDMXCSR); fsgsbase, rdpid, rdrand, rdseed: precaution;
+ *                           erms, fsrm: speed (memcpy/memset then use REP MOVSQ/STOSQ,
+ *                           several times faster to interpret than REP MOVSB/STOSB)
+ *   GLIBC_TUNABLES=glibc.cpu.hwcaps=-XSAVE,-XSAVEC,-AVX_Fast_Unaligned_Load
+ *                           (an environment variable of init, inherited by every
+ *                           process) guest user space runs natively there and sees the
+ *                           host's AVX, AVX2, AVX-512 and XCR0, but the guest kernel,
+ *                           without XSAVE, saves only the SSE state when it switches
+ *                           tasks: YMM/ZMM upper halves leak from one process into
+ *                           another (measured). This keeps glibc's string functions on
+ *                           SSE2; code that uses AVX by itself is still exposed
+ * Then what makes the boot take minutes rather than much longer, every ring-0
+ * instruction being interpreted:
+ *   mitigations=off         no speculation-mitigation sequences on every kernel entry
+ *   cryptomgr.notests=1     no crypto self-tests
+ *   initcall_blacklist=load_system_certificate_list,trace_eval_init,init_kprobe_trace
+ *                           61, 22 and 40 s in Debian's cloud kernel (a kernel without
+ *                           kallsyms says it cannot blacklist; harmless)
+ *   8250.nr_uarts=1         one legacy serial port probed, not four
+ *   rcupdate.rcu_cpu_stall_suppress=1
+ *                           a vCPU busy in a long interpreted stretch looks stalled to
+ *                           RCU, and the NMI backtraces it then prints cost more time
+ * None of these is needed on bare-metal KVM, and mitigations=off weakens the guest
+ * there: call this only when vmm_linux_host_is_nested() says so. User space of a stock
+ * kernel still cannot make system calls on such hosts; a kernel with libvmm's guest
+ * patch (guest/kernel/patches) can. Returns 0, -EINVAL (NULL), -E2BIG (the line is
+ * full; the parameters added before stay), -ENOMEM. */
+VMM_API int vmm_linux_cmdline_nested_defaults(vmm_cmdline *cl);
+
 #ifdef __cplusplus
 }
 #endif

@@ -23,6 +23,10 @@
 #include <libvmm/virtio_vsock.h>
 #include <libvmm/virtio_rng.h>
 #include <libvmm/virtio_balloon.h>
+#include <libvmm/uart.h>
+#include <libvmm/i8042.h>
+#include <libvmm/rtc.h>
+#include <libvmm/power.h>
 #include <libvmm/snapshot.h>
 
 #ifdef __cplusplus

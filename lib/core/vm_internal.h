@@ -19,6 +19,8 @@ struct vmm_vm {
 	uint16_t fault_port;
 	int kick_signal;
 	bool exit_on_unhandled_io;
+	/* vm_event.c: the pending VMM_SYSTEM_EVENT_* (0 = none), read by the run loop. */
+	_Atomic uint32_t stop_event;
 
 	uint32_t dirty_ring_entries; /* 0: dirty bitmap mode */
 

@@ -244,6 +244,15 @@ int vmm_vcpu_run(vmm_vcpu *v, vmm_exit *exit)
 	memset(exit, 0, sizeof *exit);
 	int r;
 	for (;;) {
+		/* A device asked the whole VM to stop (guest poweroff or reboot). */
+		uint32_t event = atomic_load(&v->vm->stop_event);
+		if (event) {
+			consume_kick(v);
+			exit->reason = VMM_EXIT_SYSTEM_EVENT;
+			exit->u.system.type = event;
+			r = 0;
+			break;
+		}
 		if (consume_kick(v)) {
 			exit->reason = VMM_EXIT_KICK;
 			r = 0;

@@ -9,7 +9,8 @@
  * an ACPI power-off register, and virtio-mmio devices at 0xd0000000 + i * 0x1000 on GSIs
  * 5, 6, 7, 9, 10, ... (8 is the RTC's) in this order: blk, net, vsock, console, rng.
  * ACPI tables at 0xe0000 describe all of it, so the kernel needs no device parameters;
- * --virtio-cmdline also passes virtio_mmio.device= for kernels without ACPI.
+ * --virtio-cmdline also passes virtio_mmio.device= for kernels without ACPI (a kernel
+ * with both then finds each device twice; the second probe fails, harmlessly).
  *
  * The console (serial: ttyS0, virtio: hvc0) is wired to stdin and stdout. Default
  * command line: console=..., panic=-1 (a panic reboots, which ends the VMM), pci=off,

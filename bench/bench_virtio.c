@@ -6,7 +6,8 @@
  * and comment lines starting with '#'. Figures:
  *  - blk_seq_read, blk_seq_write (MB/s), blk_rand_read_4k, blk_rand_write_4k (IOPS):
  *    the guest through virtio-blk against the host's own pread/pwrite of the same
- *    requests on the same file (both on the page cache), samples alternating.
+ *    requests on the same file (both on the page cache), samples alternating; comment
+ *    lines add the host with a polling thread beside it (base+spin).
  *  - blk_{kicks,notifies,interrupts}_per_req_{no_event_idx,event_idx,event_idx_delayed}:
  *    what VIRTIO_F_EVENT_IDX does to notifications and interrupts.
  *  - net_{tx,rx}_{frames,mbytes}_{64b,1514b}: the callback back end.

@@ -8,11 +8,15 @@
  * vmm_vcpu_run that runs it. A "base" sample is the host doing the very same requests
  * (same offsets, same sizes, reads and writes cycling through qd buffers of the same
  * size, so the memory touched is alike) with pread/pwrite, one at a time, on the same
- * file. Samples alternate lib/base, the side that goes first alternating too; before
- * each write sample the same writes are done once untimed, so both sides rewrite dirty
- * cached pages. Guests negotiate FLUSH and EVENT_IDX (as Linux does) but never flush,
- * like the host. */
+ * file. A third, diagnostic side, "base+spin", is base with a thread polling on
+ * another CPU as the guest's vCPU does: the polling guest slows the loop thread (much on
+ * a busy machine, a little on an idle one), and lib/base+spin shows how much of the
+ * lib/base gap that accounts for. Samples rotate lib, base,
+ * base+spin, the side that goes first rotating too; before each write sample the same
+ * writes are done once untimed, so every side rewrites dirty cached pages. Guests
+ * negotiate FLUSH and EVENT_IDX (as Linux does) but never flush, like the host. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +95,19 @@ static int make_image(struct blk_env *e, const char *dir)
 	return 0;
 }
 
+/* A thread that polls like the guest does (a `pause` loop) while the host's own pass
+ * runs: the "base+spin" side. The polling vCPU slows the loop thread: on a busy machine
+ * it takes CPU time the loop thread would have had (pread 1.4-2x slower here), on an
+ * idle one a few percent (shared caches and memory bandwidth). base+spin shows how much
+ * of the lib/base gap is that rather than the library. */
+static void *pause_spin(void *arg)
+{
+	atomic_bool *stop = arg;
+	while (!atomic_load_explicit(stop, memory_order_relaxed))
+		__builtin_ia32_pause();
+	return NULL;
+}
+
 /* The host's own pass: the same requests with pread/pwrite, one at a time. *cpu_ns =
  * the CPU time this thread used. */
 static int base_pass(struct blk_env *e, const struct bv_blk_cmd *c, double *ns, double *cpu_ns)
@@ -148,20 +165,23 @@ static uint64_t fig_nreq(const struct blk_fig *f, const struct blk_env *e, bool 
 	return quick ? 2048 : 16384;
 }
 
+enum side { LIB, BASE, BASE_SPIN, NSIDES };
+
 /* Per figure: the samples, and totals for the per-request breakdown. */
 struct fig_acc {
-	struct bv_series rate[2];  /* [0 = lib, 1 = base] */
-	double wall[2];            /* ns */
-	uint64_t nreq[2];
-	double cpu_loop, cpu_vcpu; /* lib: the loop thread, the vCPU thread (guest included) */
-	double cpu_base;           /* base: the host thread */
+	struct bv_series rate[NSIDES];
+	double wall[NSIDES];       /* ns */
+	uint64_t nreq[NSIDES];
+	double cpu[NSIDES];        /* lib: the loop thread; base(+spin): the host thread */
+	double cpu_vcpu;           /* lib: the vCPU thread (guest included) */
 	uint64_t kicks;
 };
 
 static void report(const struct blk_fig *f, const struct fig_acc *a, uint64_t nreq)
 {
-	double lib = bv_median(&a->rate[0]), base = bv_median(&a->rate[1]), p10, p90;
-	bv_pair_spread(&a->rate[0], &a->rate[1], &p10, &p90);
+	double lib = bv_median(&a->rate[LIB]), base = bv_median(&a->rate[BASE]);
+	double spin = bv_median(&a->rate[BASE_SPIN]), p10, p90;
+	bv_pair_spread(&a->rate[LIB], &a->rate[BASE], &p10, &p90);
 	const char *unit = f->iops ? "IOPS" : "MB/s";
 	if (f->iops)
 		printf("%s lib=%.0f%s base=%.0f%s ratio=%.3f\n", f->name, lib, unit, base, unit, lib / base);
@@ -171,16 +191,50 @@ static void report(const struct blk_fig *f, const struct fig_acc *a, uint64_t nr
 	const char *ounit = f->iops ? "MB/s" : "IOPS";
 	printf("# %s: %u KiB %s requests, %llu a sample, %u in flight in the guest, one at a time "
 	       "on the host; lib %.0f %s, base %.0f %s; pairwise lib/base 10th-90th percentile "
-	       "%.3f .. %.3f\n", f->name, f->req_bytes >> 10, f->random ? "random" : "sequential",
-	       (unsigned long long)nreq, f->qd, lib * other, ounit, base * other, ounit, p10, p90);
-	double nl = (double)a->nreq[0], nb = (double)a->nreq[1];
+	       "%.3f .. %.3f; base+spin (a pause loop on another CPU, as the polling guest) "
+	       "%.0f %s, lib/base+spin %.3f\n", f->name, f->req_bytes >> 10,
+	       f->random ? "random" : "sequential", (unsigned long long)nreq, f->qd, lib * other, ounit,
+	       base * other, ounit, p10, p90, spin, unit, lib / spin);
+	double n[NSIDES];
+	for (int i = 0; i < NSIDES; i++)
+		n[i] = (double)a->nreq[i] * 1e3; /* ns -> us per request */
 	/* The device's work all happens on the loop thread: with a core of its own (and one
 	 * for the polling guest) the ratio would approach base CPU / loop-thread CPU. */
 	printf("# %s per request: lib %.2f us wall, loop thread %.2f us CPU, vCPU thread %.2f us "
-	       "CPU, %.4f guest kicks; base %.2f us wall, %.2f us CPU; base CPU / loop-thread CPU "
-	       "%.3f\n", f->name, a->wall[0] / nl / 1e3, a->cpu_loop / nl / 1e3, a->cpu_vcpu / nl / 1e3,
-	       (double)a->kicks / nl, a->wall[1] / nb / 1e3, a->cpu_base / nb / 1e3,
-	       (a->cpu_base / nb) / (a->cpu_loop / nl));
+	       "CPU, %.4f guest kicks; base %.2f us wall, %.2f us CPU; base+spin %.2f us wall, "
+	       "%.2f us CPU; base CPU / loop-thread CPU %.3f\n", f->name, a->wall[LIB] / n[LIB],
+	       a->cpu[LIB] / n[LIB], a->cpu_vcpu / n[LIB], (double)a->kicks / (double)a->nreq[LIB],
+	       a->wall[BASE] / n[BASE], a->cpu[BASE] / n[BASE], a->wall[BASE_SPIN] / n[BASE_SPIN],
+	       a->cpu[BASE_SPIN] / n[BASE_SPIN], (a->cpu[BASE] / n[BASE]) / (a->cpu[LIB] / n[LIB]));
+}
+
+/* One sample of `side`. */
+static int sample(struct blk_env *e, const struct bv_blk_cmd *c, enum side side, struct fig_acc *a,
+		  double *ns)
+{
+	double cpu;
+	struct bv_blk_out out;
+	if (side == LIB) {
+		if (lib_pass(e, c, ns, &out))
+			return -1;
+		a->kicks += out.kicks;
+		a->cpu[LIB] += e->vm.pass_loop_cpu_ns;
+		a->cpu_vcpu += e->vm.pass_vcpu_cpu_ns;
+		return 0;
+	}
+	atomic_bool stop = false;
+	pthread_t th;
+	if (side == BASE_SPIN && pthread_create(&th, NULL, pause_spin, &stop) != 0) {
+		fputs("bench_virtio: pthread_create failed\n", stderr);
+		return -1;
+	}
+	int r = base_pass(e, c, ns, &cpu);
+	if (side == BASE_SPIN) {
+		atomic_store(&stop, true);
+		pthread_join(th, NULL);
+	}
+	a->cpu[side] += cpu;
+	return r;
 }
 
 static int throughput(struct blk_env *e, const struct bv_params *p)
@@ -196,26 +250,16 @@ static int throughput(struct blk_env *e, const struct bv_params *p)
 						.random = f->random, .nreq = fig_nreq(f, e, p->quick),
 						.seed = round * 7919u + fi, .span_bytes = e->img_bytes,
 						.event_idx = 1, .irq = BV_IRQ_EACH };
-			for (unsigned k = 0; k < 2 && !r; k++) {
-				int side = (int)((round + fi + k) % 2);
+			for (unsigned k = 0; k < NSIDES && !r; k++) {
+				enum side side = (enum side)((round + fi + k) % NSIDES);
 				double ns, cpu;
-				struct bv_blk_out out;
 				/* Writes: the first writer of a page cleaned by writeback pays more
-				 * than the next one, so both timed sides find the same state: the
+				 * than the next one, so every timed side finds the same state: the
 				 * pages of this request set dirtied just before, untimed. */
 				if (f->op == BV_BLK_WRITE && (r = base_pass(e, &c, &ns, &cpu)))
 					break;
-				if (side == 0) {
-					if ((r = lib_pass(e, &c, &ns, &out)))
-						break;
-					a->kicks += out.kicks;
-					a->cpu_loop += e->vm.pass_loop_cpu_ns;
-					a->cpu_vcpu += e->vm.pass_vcpu_cpu_ns;
-				} else {
-					if ((r = base_pass(e, &c, &ns, &cpu)))
-						break;
-					a->cpu_base += cpu;
-				}
+				if ((r = sample(e, &c, side, a, &ns)))
+					break;
 				a->wall[side] += ns;
 				a->nreq[side] += c.nreq;
 				bv_push(&a->rate[side], rate(f, c.nreq, ns));
@@ -226,10 +270,9 @@ static int throughput(struct blk_env *e, const struct bv_params *p)
 	}
 	for (unsigned fi = 0; fi < NFIGS && !r; fi++)
 		report(&figs[fi], &acc[fi], fig_nreq(&figs[fi], e, p->quick));
-	for (unsigned fi = 0; fi < NFIGS; fi++) {
-		bv_free(&acc[fi].rate[0]);
-		bv_free(&acc[fi].rate[1]);
-	}
+	for (unsigned fi = 0; fi < NFIGS; fi++)
+		for (int i = 0; i < NSIDES; i++)
+			bv_free(&acc[fi].rate[i]);
 	return r;
 }
 

@@ -117,13 +117,15 @@ static void net_kick_ready(void *ctx, int fd, uint32_t events)
 	uint64_t v;
 
 	(void)events;
-	/* Clear the flag before delivering: a frame queued from now on kicks again. */
-	pthread_mutex_lock(&n->lock);
-	n->kick_pending = false;
-	pthread_mutex_unlock(&n->lock);
+	/* Drain the eventfd first, then clear the flag: a frame queued after the clear
+	 * writes the eventfd again. (Clearing first let a concurrent push's wake-up be
+	 * swallowed by the read while kick_pending stayed set: RX stalled for good.) */
 	if (read(fd, &v, sizeof v) < 0) {
 		/* EAGAIN: already consumed; nothing else can fail on an eventfd we own. */
 	}
+	pthread_mutex_lock(&n->lock);
+	n->kick_pending = false;
+	pthread_mutex_unlock(&n->lock);
 	if (n->dev && !n->failed)
 		net_rx_run(n);
 }

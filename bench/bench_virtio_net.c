@@ -102,7 +102,17 @@ static int pass(struct net_env *e, const struct bv_net_cmd *c, double *ns, struc
 			atomic_store(&in.stop, true);
 		pthread_join(th, NULL);
 	}
-	if (r || bv_vm_read(&e->vm, e->out_gpa, out, sizeof *out))
+	if (r) {
+		vmm_virtio_net_stats st;
+		if (vmm_virtio_net_get_stats(e->dev, &st) == 0)
+			fprintf(stderr, "bench_virtio: net %s pass of %llu frames failed; device totals: tx %llu, "
+				"rx %llu, rx_dropped %llu (the injector's retries count there: %llu this pass)\n",
+				rx ? "RX" : "TX", (unsigned long long)c->frames,
+				(unsigned long long)st.tx_frames, (unsigned long long)st.rx_frames,
+				(unsigned long long)st.rx_dropped, (unsigned long long)in.retries);
+		return -1;
+	}
+	if (bv_vm_read(&e->vm, e->out_gpa, out, sizeof *out))
 		return -1;
 	if (acc) {
 		acc->wall += *ns;

@@ -9,7 +9,7 @@
 #include "../kvm/kvm.h"
 #include "vm_internal.h"
 
-/* Where KVM puts the three pages Intel VMX needs for real-mode emulation: just below
+/* Where KVM places the three pages Intel VMX needs for real-mode emulation: just below
  * the 4 GiB boundary, in the hole that firmware and chipsets leave alone. */
 #define VM_TSS_ADDR 0xfffbd000ull
 #define VM_IDENTITY_MAP_ADDR 0xfffbc000ull

@@ -1,7 +1,7 @@
 /* Holding a VM's vCPUs for a save, and finishing what their last exits left half done.
  *
- * KVM completes a port I/O or MMIO exit (stores an IN's value in RAX, advances RIP past
- * the instruction) only at the next KVM_RUN: state read before that would have the
+ * KVM completes a port I/O or MMIO exit only at the next KVM_RUN: that is when it stores
+ * an IN's value in RAX and advances RIP past the instruction, so state read before that would have the
  * instruction executed twice after a restore. KVM's documented way to finish it without
  * running the guest is a KVM_RUN with immediate_exit set: it completes the pending
  * operation, then returns -EINTR before guest entry. */

@@ -182,8 +182,8 @@ static void eventfd_signal(int fd)
 	}
 }
 
-/* QueueNotify reached us as an MMIO exit (a write the ioeventfd did not match, or no
- * ioeventfd): signal the doorbell so the work still happens on the loop thread. */
+/* QueueNotify reached us as an MMIO exit, for a write the ioeventfd did not match or
+ * with no ioeventfd: signal the doorbell so the work still happens on the loop thread. */
 static void mmio_kick(struct vmm_virtio_dev *dev, uint16_t queue)
 {
 	eventfd_signal(dev->q[queue].kick_fd);

@@ -75,17 +75,20 @@ struct vs {
 	struct client client;
 };
 
+/* Waits for fd to be ready. A stop request still lets an event that is already
+ * pending through (one last zero-timeout poll): a connection the device made just
+ * before the test stopped the thread must still count as accepted. */
 static bool wait_fd(int fd, short ev, atomic_bool *stop, uint64_t deadline)
 {
-	while (!atomic_load(stop) && kt_now_ms() < deadline) {
+	for (;;) {
+		bool last = atomic_load(stop) || kt_now_ms() >= deadline;
 		struct pollfd p = { fd, ev, 0 };
-		int r = poll(&p, 1, 100);
+		int r = poll(&p, 1, last ? 0 : 100);
 		if (r > 0)
 			return true;
-		if (r < 0 && errno != EINTR)
+		if ((r < 0 && errno != EINTR) || last)
 			return false;
 	}
-	return false;
 }
 
 static void *sink_main(void *arg)

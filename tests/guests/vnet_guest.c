@@ -20,6 +20,12 @@
  *   for 10.0.0.1 (from 10.0.0.2), report(0x300). Then receives, one buffer outstanding
  *   at a time plus one, until it has the ARP reply (kept in arp_reply) and TAP_FRAMES
  *   frames of ethertype 0x88b6, skipping anything else. Exit 0x301.
+ * arg 4 (flood from another host thread, no mergeable buffers):
+ *   posts RX_BUFS buffers of 2048 bytes, report(0x400); then receives `rx_expect`
+ *   frames, each carrying its sequence number (little-endian, bytes 14-17) and
+ *   FLOOD_LEN(seq) bytes, checking both and the fill pattern, reposting every buffer and
+ *   notifying every FLOOD_KICK frames. flood_count/flood_bad say what arrived.
+ *   Exit 0x401, or 0x4e0 | step on a broken frame.
  * Failures exit 0xe0 | step.
  */
 #include "rt/virtio.h"
@@ -301,6 +307,44 @@ static uint32_t tap_mode(void)
 	return custom == TAP_FRAMES && arp_len ? 0x301 : 0xe5;
 }
 
+/* Keep in sync with test_flood (tests/kvm/test_virtio_net.c). */
+#define FLOOD_LEN(seq) (60u + (seq) % 200u)
+#define FLOOD_BYTE(seq, k) ((uint8_t)((seq) * 7u + (k)))
+#define FLOOD_KICK 16u
+uint32_t flood_count, flood_bad;
+
+static uint32_t flood_mode(void)
+{
+	if (setup(F_MAC | F_STATUS) != 0)
+		return 0x4e0;
+	rx_buf_len = BIG_BUF;
+	for (int i = 0; i < RX_BUFS; i++)
+		if (rx_post(i) != 0)
+			return 0x4e1;
+	vio_notify(&dev, RXQ);
+	report(0x400);
+	for (uint32_t seq = 0; seq < rx_expect; seq++) {
+		uint32_t len;
+		int b = rx_next(&len);
+		if (b < 0 || len < HDR + 18)
+			return 0x4e2;
+		const uint8_t *f = rx_buf[b] + HDR;
+		uint32_t n = len - HDR;
+		uint32_t got = (uint32_t)f[14] | (uint32_t)f[15] << 8 | (uint32_t)f[16] << 16 | (uint32_t)f[17] << 24;
+		bool ok = got == seq && n == FLOOD_LEN(seq);
+		for (uint32_t k = 18; ok && k < n; k++)
+			ok = f[k] == FLOOD_BYTE(seq, k);
+		if (!ok)
+			flood_bad++;
+		flood_count++;
+		if (rx_post(b) != 0)
+			return 0x4e3;
+		if (seq % FLOOD_KICK == FLOOD_KICK - 1)
+			vio_notify(&dev, RXQ);
+	}
+	return flood_bad ? 0x4e4 : 0x401;
+}
+
 int guest_main(uint64_t arg)
 {
 	if (arg == 1)
@@ -309,5 +353,7 @@ int guest_main(uint64_t arg)
 		return (int)full_mode();
 	if (arg == 3)
 		return (int)tap_mode();
+	if (arg == 4)
+		return (int)flood_mode();
 	return 0xef;
 }

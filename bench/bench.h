@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "stats.h"
+
 /* Guest layout shared by both back ends. GPA 0 - 0x20000 is libvmm's default system area
  * (GDT, TSS, IDT, page tables, ring-0 stack); raw.c puts its own tables there too. */
 #define GUEST_MEM_SIZE (64ull << 20)
@@ -40,8 +42,6 @@ void guest_irq_main(struct guest_code *c);
 /* Handler for GUEST_IRQ_VECTOR: x2APIC EOI, `out 0xf4` with al = 1, iretq. */
 void guest_irq_handler(struct guest_code *c);
 
-/* CLOCK_MONOTONIC in nanoseconds. */
-double bench_now_ns(void);
 
 enum loop_kind { LOOP_PIO, LOOP_MMIO, LOOP_IRQFD };
 

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "stats.h"
 
 enum figure {
 	F_CREATE, F_DESTROY, F_PIO0, F_PIO3, F_MMIO0, F_MMIO3, F_IRQFD, F_COUNT
@@ -45,47 +46,12 @@ struct params {
 };
 
 /* Per-unit samples (microseconds) of one figure on one side. */
-struct series {
-	double *v;
-	size_t n, cap;
-};
 
 struct results {
-	struct series s[F_COUNT][2]; /* [figure][0 = lib, 1 = raw] */
+	struct bench_series s[F_COUNT][2]; /* [figure][0 = lib, 1 = raw] */
 };
 
 static const struct backend *const sides[2] = { &bench_lib, &bench_raw };
-
-static void push(struct series *s, double v)
-{
-	if (s->n == s->cap) {
-		s->cap = s->cap ? s->cap * 2 : 64;
-		s->v = realloc(s->v, s->cap * sizeof *s->v);
-		if (!s->v) {
-			fputs("bench: out of memory\n", stderr);
-			exit(1);
-		}
-	}
-	s->v[s->n++] = v;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-static double median(const double *v, size_t n)
-{
-	double *t = malloc(n * sizeof *t);
-	if (!t)
-		return 0;
-	memcpy(t, v, n * sizeof *t);
-	qsort(t, n, sizeof *t, cmp_double);
-	double m = n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
-	free(t);
-	return m;
-}
 
 static int failed(enum figure f, int side)
 {
@@ -99,8 +65,8 @@ static int create_sample(struct results *res, int side)
 	double create_ns, destroy_ns;
 	if (sides[side]->create_to_first_insn(&create_ns, &destroy_ns))
 		return failed(F_CREATE, side);
-	push(&res->s[F_CREATE][side], create_ns / 1e3);
-	push(&res->s[F_DESTROY][side], destroy_ns / 1e3);
+	bench_push(&res->s[F_CREATE][side], create_ns / 1e3);
+	bench_push(&res->s[F_DESTROY][side], destroy_ns / 1e3);
 	return 0;
 }
 
@@ -124,7 +90,7 @@ static int loop_round(struct results *res, unsigned round, enum figure f, const 
 			if (sides[side]->loop_chunk(vm[side], &ns))
 				r = failed(f, side);
 			else
-				push(&res->s[f][side], ns / 1e3 / n);
+				bench_push(&res->s[f][side], ns / 1e3 / n);
 		}
 	}
 	for (int side = 0; side < 2; side++)
@@ -152,21 +118,7 @@ static int run_round(struct results *res, unsigned round, const struct params *p
  * taken next to each other): how much the medians can be trusted. */
 static void pair_ratios(const struct results *res, enum figure f, double *p10, double *p50, double *p90)
 {
-	const struct series *l = &res->s[f][0], *r = &res->s[f][1];
-	size_t n = l->n < r->n ? l->n : r->n;
-	double *q = malloc((n ? n : 1) * sizeof *q);
-	*p10 = *p50 = *p90 = 0;
-	if (!q || !n) {
-		free(q);
-		return;
-	}
-	for (size_t i = 0; i < n; i++)
-		q[i] = l->v[i] / r->v[i];
-	qsort(q, n, sizeof *q, cmp_double);
-	*p10 = q[n / 10];
-	*p50 = median(q, n);
-	*p90 = q[n - 1 - n / 10];
-	free(q);
+	bench_pair_ratios(&res->s[f][0], &res->s[f][1], p10, p50, p90);
 }
 
 static void usage(FILE *to)
@@ -190,23 +142,6 @@ static unsigned long parse_count(const char *opt, const char *arg)
 		exit(2);
 	}
 	return v;
-}
-
-static void check_kvm(void)
-{
-	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	if (fd >= 0) {
-		close(fd);
-		return;
-	}
-	int err = errno;
-	const char *req = getenv("LIBVMM_REQUIRE_KVM");
-	if (req && strcmp(req, "1") == 0) {
-		fprintf(stderr, "FAIL: /dev/kvm: %s, and LIBVMM_REQUIRE_KVM=1\n", strerror(err));
-		exit(1);
-	}
-	fprintf(stderr, "SKIP: /dev/kvm: %s\n", strerror(err));
-	exit(77);
 }
 
 int main(int argc, char **argv)
@@ -248,7 +183,7 @@ int main(int argc, char **argv)
 		.n_irq = iterations / 2 ? (uint32_t)(iterations / 2) : 1,
 		.creates = quick ? 8 : 40,
 	};
-	check_kvm();
+	bench_require_kvm();
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("# bench_core: libvmm (lib) against inline KVM ioctls (raw), interleaved; medians of "
 	       "%u samples a side; a sample is %u exits at CPL 0, %u at CPL 3, %u interrupts, or "
@@ -271,8 +206,8 @@ int main(int argc, char **argv)
 	static const enum figure order[] = { F_CREATE, F_DESTROY, F_PIO0, F_PIO3, F_MMIO0, F_MMIO3, F_IRQFD };
 	for (size_t i = 0; i < F_COUNT; i++) {
 		enum figure f = order[i];
-		double lib = median(res.s[f][0].v, res.s[f][0].n);
-		double raw = median(res.s[f][1].v, res.s[f][1].n);
+		double lib = bench_median(&res.s[f][0]);
+		double raw = bench_median(&res.s[f][1]);
 		printf("%s lib=%.2fus raw=%.2fus ratio=%.3f\n", figure_names[f], lib, raw, lib / raw);
 	}
 	for (size_t i = 0; i < F_COUNT; i++) {

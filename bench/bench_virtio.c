@@ -32,78 +32,19 @@
 
 #include "bench_virtio_host.h"
 
-void bv_push(struct bv_series *s, double v)
-{
-	if (s->n == s->cap) {
-		s->cap = s->cap ? s->cap * 2 : 16;
-		s->v = realloc(s->v, s->cap * sizeof *s->v);
-		if (!s->v) {
-			fputs("bench_virtio: out of memory\n", stderr);
-			exit(1);
-		}
-	}
-	s->v[s->n++] = v;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-static double median_of(const double *v, size_t n)
-{
-	if (n == 0)
-		return 0;
-	double *t = malloc(n * sizeof *t);
-	if (!t)
-		return 0;
-	memcpy(t, v, n * sizeof *t);
-	qsort(t, n, sizeof *t, cmp_double);
-	double m = n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
-	free(t);
-	return m;
-}
-
-double bv_median(const struct bv_series *s) { return median_of(s->v, s->n); }
-
-void bv_pair_spread(const struct bv_series *a, const struct bv_series *b, double *p10, double *p90)
-{
-	size_t n = a->n < b->n ? a->n : b->n;
-	*p10 = *p90 = 0;
-	double *q = malloc((n ? n : 1) * sizeof *q);
-	if (!q || !n) {
-		free(q);
-		return;
-	}
-	for (size_t i = 0; i < n; i++)
-		q[i] = b->v[i] > 0 ? a->v[i] / b->v[i] : 0;
-	qsort(q, n, sizeof *q, cmp_double);
-	*p10 = q[n / 10];
-	*p90 = q[n - 1 - n / 10];
-	free(q);
-}
-
-void bv_free(struct bv_series *s)
-{
-	free(s->v);
-	s->v = NULL;
-	s->n = s->cap = 0;
-}
-
 /* How much CPU the machine gives us right now: two threads spin for 300 ms; each one's
  * share of a CPU (1.0 = an idle core each). The lib side of blk needs two busy threads
  * (the polling guest and the device's loop), the base side one, so a contended machine
  * lowers the ratios; this line says how contended it was. */
 static void *spin_main(void *arg)
 {
-	double *share = arg, t0 = bv_now_ns();
+	double *share = arg, t0 = bench_now_ns();
 	struct timespec c0, c1;
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
-	for (volatile unsigned long x = 0; bv_now_ns() - t0 < 300e6; x++)
+	for (volatile unsigned long x = 0; bench_now_ns() - t0 < 300e6; x++)
 		;
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
-	*share = ((double)(c1.tv_sec - c0.tv_sec) * 1e9 + (double)(c1.tv_nsec - c0.tv_nsec)) / (bv_now_ns() - t0);
+	*share = ((double)(c1.tv_sec - c0.tv_sec) * 1e9 + (double)(c1.tv_nsec - c0.tv_nsec)) / (bench_now_ns() - t0);
 	return NULL;
 }
 
@@ -130,23 +71,6 @@ static void usage(FILE *to)
 	      "                 to measure the page cache of one)\n"
 	      "  --only WHAT    run one group of figures\n",
 	      to);
-}
-
-static void check_kvm(void)
-{
-	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	if (fd >= 0) {
-		close(fd);
-		return;
-	}
-	int err = errno;
-	const char *req = getenv("LIBVMM_REQUIRE_KVM");
-	if (req && strcmp(req, "1") == 0) {
-		fprintf(stderr, "FAIL: /dev/kvm: %s, and LIBVMM_REQUIRE_KVM=1\n", strerror(err));
-		exit(1);
-	}
-	fprintf(stderr, "SKIP: /dev/kvm: %s\n", strerror(err));
-	exit(77);
 }
 
 int main(int argc, char **argv)
@@ -187,12 +111,12 @@ int main(int argc, char **argv)
 		fputs("bench_virtio: --dir: at most 64 characters (socket paths must fit)\n", stderr);
 		return 2;
 	}
-	check_kvm();
+	bench_require_kvm();
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("# bench_virtio: guests at CPL 3 polling their rings; devices on a loop thread; "
 	       "%u sample(s) a side and figure, medians%s\n", p.rounds, p.quick ? " (--quick: rough)" : "");
 	cpu_check("before");
-	double t0 = bv_now_ns();
+	double t0 = bench_now_ns();
 	int r = 0;
 	if (!r && (!only || !strcmp(only, "blk")))
 		r = bv_bench_blk(&p);
@@ -202,7 +126,7 @@ int main(int argc, char **argv)
 		r = bv_bench_vsock(&p);
 	if (r)
 		return 1;
-	printf("# total %.1f s\n", (bv_now_ns() - t0) / 1e9);
+	printf("# total %.1f s\n", (bench_now_ns() - t0) / 1e9);
 	cpu_check("after");
 	return 0;
 }

@@ -114,7 +114,7 @@ static int base_pass(struct blk_env *e, const struct bv_blk_cmd *c, double *ns, 
 {
 	struct timespec c0, c1;
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
-	double t0 = bv_now_ns();
+	double t0 = bench_now_ns();
 	for (uint64_t k = 0; k < c->nreq; k++) {
 		uint8_t *b = e->bufs + (k % c->qd) * c->req_bytes;
 		off_t off = (off_t)bv_blk_offset(c, k);
@@ -126,7 +126,7 @@ static int base_pass(struct blk_env *e, const struct bv_blk_cmd *c, double *ns, 
 			return -1;
 		}
 	}
-	*ns = bv_now_ns() - t0;
+	*ns = bench_now_ns() - t0;
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
 	*cpu_ns = (double)(c1.tv_sec - c0.tv_sec) * 1e9 + (double)(c1.tv_nsec - c0.tv_nsec);
 	return 0;
@@ -169,7 +169,7 @@ enum side { LIB, BASE, BASE_SPIN, NSIDES };
 
 /* Per figure: the samples, and totals for the per-request breakdown. */
 struct fig_acc {
-	struct bv_series rate[NSIDES];
+	struct bench_series rate[NSIDES];
 	double wall[NSIDES];       /* ns */
 	uint64_t nreq[NSIDES];
 	double cpu[NSIDES];        /* lib: the loop thread; base(+spin): the host thread */
@@ -179,9 +179,9 @@ struct fig_acc {
 
 static void report(const struct blk_fig *f, const struct fig_acc *a, uint64_t nreq)
 {
-	double lib = bv_median(&a->rate[LIB]), base = bv_median(&a->rate[BASE]);
-	double spin = bv_median(&a->rate[BASE_SPIN]), p10, p90;
-	bv_pair_spread(&a->rate[LIB], &a->rate[BASE], &p10, &p90);
+	double lib = bench_median(&a->rate[LIB]), base = bench_median(&a->rate[BASE]);
+	double spin = bench_median(&a->rate[BASE_SPIN]), p10, p90;
+	bench_pair_ratios(&a->rate[LIB], &a->rate[BASE], &p10, NULL, &p90);
 	const char *unit = f->iops ? "IOPS" : "MB/s";
 	if (f->iops)
 		printf("%s lib=%.0f%s base=%.0f%s ratio=%.3f\n", f->name, lib, unit, base, unit, lib / base);
@@ -262,7 +262,7 @@ static int throughput(struct blk_env *e, const struct bv_params *p)
 					break;
 				a->wall[side] += ns;
 				a->nreq[side] += c.nreq;
-				bv_push(&a->rate[side], rate(f, c.nreq, ns));
+				bench_push(&a->rate[side], rate(f, c.nreq, ns));
 			}
 		}
 		if (!r)
@@ -272,7 +272,7 @@ static int throughput(struct blk_env *e, const struct bv_params *p)
 		report(&figs[fi], &acc[fi], fig_nreq(&figs[fi], e, p->quick));
 	for (unsigned fi = 0; fi < NFIGS; fi++)
 		for (int i = 0; i < NSIDES; i++)
-			bv_free(&acc[fi].rate[i]);
+			bench_series_free(&acc[fi].rate[i]);
 	return r;
 }
 
@@ -280,7 +280,7 @@ static int event_idx(struct blk_env *e, const struct bv_params *p)
 {
 	struct {
 		uint64_t req, kicks, notifies, interrupts;
-		struct bv_series iops;
+		struct bench_series iops;
 	} acc[NCFGS] = { 0 };
 	uint64_t nreq = p->quick ? 2048 : 16384;
 	int r = 0;
@@ -307,7 +307,7 @@ static int event_idx(struct blk_env *e, const struct bv_params *p)
 			acc[idx].kicks += out.kicks;
 			acc[idx].notifies += m1.notifies - m0.notifies;
 			acc[idx].interrupts += m1.interrupts - m0.interrupts;
-			bv_push(&acc[idx].iops, (double)c.nreq / (ns / 1e9));
+			bench_push(&acc[idx].iops, (double)c.nreq / (ns / 1e9));
 		}
 	}
 	static const char *const what[3] = { "kicks", "notifies", "interrupts" };
@@ -325,10 +325,10 @@ static int event_idx(struct blk_env *e, const struct bv_params *p)
 		       "unless VRING_USED_F_NO_NOTIFY; event_idx: avail_event decides kicks, used_event = "
 		       "last used (virtqueue_enable_cb); event_idx_delayed: used_event 3/4 of the "
 		       "requests in flight ahead (virtqueue_enable_cb_delayed). IOPS %.0f / %.0f / %.0f\n",
-		       (unsigned long long)nreq, bv_median(&acc[0].iops), bv_median(&acc[1].iops),
-		       bv_median(&acc[2].iops));
+		       (unsigned long long)nreq, bench_median(&acc[0].iops), bench_median(&acc[1].iops),
+		       bench_median(&acc[2].iops));
 	for (unsigned ci = 0; ci < NCFGS; ci++)
-		bv_free(&acc[ci].iops);
+		bench_series_free(&acc[ci].iops);
 	return r;
 }
 

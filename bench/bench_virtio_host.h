@@ -15,6 +15,7 @@
 #include <libvmm/libvmm.h>
 
 #include "bench_virtio.h"
+#include "stats.h"
 
 #define BV_RAM (64ull << 20)
 
@@ -65,18 +66,6 @@ int bv_vm_read(struct bv_vm *v, uint64_t gpa, void *buf, size_t len);
 int bv_vm_pass(struct bv_vm *v, double *ns);
 /* Stops the loop, destroys the device, the VM and the loop. Safe on a half-opened VM. */
 void bv_vm_close(struct bv_vm *v);
-
-/* ---- samples and medians (bench_virtio.c) ---- */
-struct bv_series {
-	double *v;
-	size_t n, cap;
-};
-void bv_push(struct bv_series *s, double v);
-double bv_median(const struct bv_series *s);
-/* 10th and 90th percentile of the pairwise ratios a[i] / b[i]. */
-void bv_pair_spread(const struct bv_series *a, const struct bv_series *b, double *p10, double *p90);
-void bv_free(struct bv_series *s);
-double bv_now_ns(void);
 
 /* ---- the modules; each prints its figure lines; returns 0 or -1 ---- */
 int bv_bench_blk(const struct bv_params *p);

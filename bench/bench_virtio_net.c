@@ -69,7 +69,7 @@ static void *inject_main(void *arg)
 
 /* Totals over the samples of one figure. */
 struct net_acc {
-	struct bv_series fps;
+	struct bench_series fps;
 	double wall, cpu_loop, cpu_vcpu, cpu_inject;
 	uint64_t frames, kicks, retries;
 };
@@ -89,14 +89,14 @@ static int pass(struct net_env *e, const struct bv_net_cmd *c, double *ns, struc
 		for (uint32_t k = 14; k < in.len; k++)
 			in.frame[k] = (uint8_t)k;
 	}
-	double t0 = bv_now_ns();
+	double t0 = bench_now_ns();
 	if (rx && pthread_create(&th, NULL, inject_main, &in) != 0) {
 		fputs("bench_virtio: pthread_create failed\n", stderr);
 		return -1;
 	}
 	double run_ns;
 	int r = bv_vm_pass(&e->vm, &run_ns);
-	*ns = bv_now_ns() - t0;
+	*ns = bench_now_ns() - t0;
 	if (rx) {
 		if (r)
 			atomic_store(&in.stop, true);
@@ -122,7 +122,7 @@ static int pass(struct net_env *e, const struct bv_net_cmd *c, double *ns, struc
 		acc->frames += c->frames;
 		acc->kicks += out->kicks;
 		acc->retries += in.retries;
-		bv_push(&acc->fps, (double)c->frames / (*ns / 1e9));
+		bench_push(&acc->fps, (double)c->frames / (*ns / 1e9));
 	}
 	uint64_t tx_f = atomic_load(&e->tx_frames) - f0, tx_b = atomic_load(&e->tx_bytes) - b0;
 	bool ok = rx ? in.err == 0 && out->frames == c->frames && out->errors == 0 &&
@@ -167,7 +167,7 @@ static int measure(struct net_env *e, const struct bv_params *p)
 	for (unsigned d = 0; d < 2 && !r; d++)
 		for (unsigned l = 0; l < 2; l++) {
 			const struct net_acc *a = &acc[d][l];
-			double f = bv_median(&a->fps), n = (double)a->frames;
+			double f = bench_median(&a->fps), n = (double)a->frames;
 			const char *dir = d == BV_NET_TX ? "tx" : "rx";
 			printf("net_%s_frames_%ub value=%.0fframes/s\n", dir, lens[l], f);
 			printf("net_%s_mbytes_%ub value=%.1fMB/s\n", dir, lens[l], f * lens[l] / 1e6);
@@ -182,7 +182,7 @@ static int measure(struct net_env *e, const struct bv_params *p)
 		}
 	for (unsigned d = 0; d < 2; d++)
 		for (unsigned l = 0; l < 2; l++)
-			bv_free(&acc[d][l].fps);
+			bench_series_free(&acc[d][l].fps);
 	return r;
 }
 

@@ -69,19 +69,12 @@ static double cpu_ns(clockid_t id)
 	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
-double bv_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
 static void *dog_main(void *arg)
 {
 	struct bv_vm *v = arg;
 	pthread_mutex_lock(&v->lock);
 	while (!v->dog_stop) {
-		if (v->deadline_ns > 0 && bv_now_ns() >= v->deadline_ns) {
+		if (v->deadline_ns > 0 && bench_now_ns() >= v->deadline_ns) {
 			v->fired = true;
 			v->deadline_ns = 0;
 			vmm_vcpu_kick(v->vcpu);
@@ -194,12 +187,12 @@ int bv_vm_pass(struct bv_vm *v, double *ns)
 	int r;
 	pthread_mutex_lock(&v->lock);
 	v->fired = false;
-	v->deadline_ns = bv_now_ns() + v->timeout_s * 1e9;
+	v->deadline_ns = bench_now_ns() + v->timeout_s * 1e9;
 	pthread_mutex_unlock(&v->lock);
 	clockid_t loop_clock;
 	bool have_loop = v->loop_running && pthread_getcpuclockid(v->loop_thread, &loop_clock) == 0;
 	double c0 = cpu_ns(CLOCK_THREAD_CPUTIME_ID), l0 = have_loop ? cpu_ns(loop_clock) : 0;
-	double t0 = bv_now_ns();
+	double t0 = bench_now_ns();
 	for (;;) {
 		r = vmm_vcpu_run(v->vcpu, &e);
 		if (r != 0 || e.reason != VMM_EXIT_KICK)
@@ -210,7 +203,7 @@ int bv_vm_pass(struct bv_vm *v, double *ns)
 		if (fired)
 			break;
 	}
-	*ns = bv_now_ns() - t0;
+	*ns = bench_now_ns() - t0;
 	v->pass_vcpu_cpu_ns = cpu_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
 	v->pass_loop_cpu_ns = have_loop ? cpu_ns(loop_clock) - l0 : 0;
 	pthread_mutex_lock(&v->lock);

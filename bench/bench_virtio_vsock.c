@@ -44,7 +44,7 @@ static bool retry(struct host_side *h, ssize_t r)
 {
 	double g = atomic_load(&h->give_up_ns);
 	return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) &&
-	       !(g > 0 && bv_now_ns() >= g);
+	       !(g > 0 && bench_now_ns() >= g);
 }
 
 static void set_timeouts(int fd)
@@ -82,7 +82,7 @@ static void *reader_main(void *arg)
 			rd->bytes += (uint64_t)n;
 	if (n < 0)
 		rd->h.err = errno;
-	rd->eof_ns = bv_now_ns();
+	rd->eof_ns = bench_now_ns();
 	free(buf);
 	close(c);
 	return NULL;
@@ -161,7 +161,7 @@ static int pass(struct vs_env *e, uint32_t op, uint64_t bytes, uint32_t src_port
 	pthread_t th;
 	if (bv_vm_write(&e->vm, e->cmd_gpa, &c, sizeof c))
 		return -1;
-	double t0 = bv_now_ns();
+	double t0 = bench_now_ns();
 	if (pthread_create(&th, NULL, op == BV_VSOCK_G2H ? reader_main : writer_main,
 			   op == BV_VSOCK_G2H ? (void *)&rd : (void *)&w) != 0) {
 		fputs("bench_virtio: pthread_create failed\n", stderr);
@@ -169,7 +169,7 @@ static int pass(struct vs_env *e, uint32_t op, uint64_t bytes, uint32_t src_port
 	}
 	double run_ns;
 	int r = bv_vm_pass(&e->vm, &run_ns);
-	double t_guest = bv_now_ns();
+	double t_guest = bench_now_ns();
 	atomic_store(&h->give_up_ns, r ? t_guest : t_guest + 10e9);
 	pthread_join(th, NULL);
 	struct bv_vsock_out out;
@@ -212,7 +212,7 @@ static int listen_on(struct vs_env *e)
 
 static int measure(struct vs_env *e, const struct bv_params *p)
 {
-	struct bv_series s[2] = { 0 };
+	struct bench_series s[2] = { 0 };
 	double cpu_loop[2] = { 0 }, cpu_vcpu[2] = { 0 }, mb[2] = { 0 };
 	uint64_t bytes = (p->quick ? 8ull : 64ull) << 20;
 	uint32_t port = 40000;
@@ -225,7 +225,7 @@ static int measure(struct vs_env *e, const struct bv_params *p)
 			uint32_t op = (round + k) % 2;
 			if ((r = pass(e, op, bytes, port++, &ns)))
 				break;
-			bv_push(&s[op], (double)bytes / (ns / 1e9) / 1e6);
+			bench_push(&s[op], (double)bytes / (ns / 1e9) / 1e6);
 			cpu_loop[op] += e->vm.pass_loop_cpu_ns;
 			cpu_vcpu[op] += e->vm.pass_vcpu_cpu_ns;
 			mb[op] += (double)bytes / 1e6;
@@ -234,16 +234,16 @@ static int measure(struct vs_env *e, const struct bv_params *p)
 			fprintf(stderr, "bench_virtio: vsock round %u/%u\n", round + 1, p->rounds);
 	}
 	if (!r) {
-		printf("vsock_stream_g2h value=%.1fMB/s\n", bv_median(&s[BV_VSOCK_G2H]));
-		printf("vsock_stream_h2g value=%.1fMB/s\n", bv_median(&s[BV_VSOCK_H2G]));
+		printf("vsock_stream_g2h value=%.1fMB/s\n", bench_median(&s[BV_VSOCK_G2H]));
+		printf("vsock_stream_h2g value=%.1fMB/s\n", bench_median(&s[BV_VSOCK_H2G]));
 		printf("# vsock_stream: %llu MiB a sample over a fresh connection; the guest's buffer "
 		       "1 MiB, the device's 256 KiB; guest payloads up to 64 KiB. Per MB: g2h loop "
 		       "thread %.0f us CPU, vCPU thread %.0f us; h2g loop thread %.0f us, vCPU thread "
 		       "%.0f us\n", (unsigned long long)(bytes >> 20), cpu_loop[0] / mb[0] / 1e3,
 		       cpu_vcpu[0] / mb[0] / 1e3, cpu_loop[1] / mb[1] / 1e3, cpu_vcpu[1] / mb[1] / 1e3);
 	}
-	bv_free(&s[0]);
-	bv_free(&s[1]);
+	bench_series_free(&s[0]);
+	bench_series_free(&s[1]);
 	return r;
 }
 

@@ -103,9 +103,3 @@ void guest_irq_handler(struct guest_code *c)
 	emit(c, b, sizeof b);
 }
 
-double bench_now_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
-}

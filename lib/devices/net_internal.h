@@ -51,6 +51,7 @@ struct vmm_net {
 	vmm_virtio_dev *dev;       /* between activate and reset, else NULL */
 	vmm_net_backend backend;
 	uint8_t mac[6];
+	bool mac_random;           /* the application left opts.mac zero: we picked it */
 	vmm_net_tx_fn tx;
 	void *tx_ctx;
 

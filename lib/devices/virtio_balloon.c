@@ -21,6 +21,7 @@
 #include <linux/virtio_ids.h>
 
 #include "../internal.h"
+#include "dev_state.h"
 
 #define BALLOON_QUEUE_SIZE 128u
 #define BALLOON_PFN_BUDGET 65536u    /* PFNs handled per notify (256 MiB of pages) */
@@ -324,6 +325,54 @@ static void balloon_reset(void *ctx, vmm_virtio_dev *dev)
 	memset(b->q, 0, sizeof b->q);
 }
 
+/* State: the target the host set, the size the guest reports, the counters and the
+ * guest's last statistics. The stats buffer the device holds is in flight in the
+ * queue's state: after a load it comes back from vmm_virtq_pop (on the notify the
+ * transport sends every queue) and is held again. */
+#define BALLOON_STATE_TAG DEV_STATE_TAG('B', 'L', 'N', '1')
+#define BALLOON_STATE_LEN (4u + 4u + 4u + 8u * 3u + 8u * BALLOON_NSTATS)
+
+static int balloon_save_state(void *ctx, vmm_virtio_dev *dev, void *buf, size_t cap, size_t *len)
+{
+	struct balloon *b = ctx;
+	(void)dev;
+	int r = dev_state_begin(buf, cap, len, BALLOON_STATE_LEN);
+	if (r <= 0)
+		return r;
+	struct dsw w = { buf };
+	dsw_u32(&w, BALLOON_STATE_TAG);
+	dsw_u32(&w, b->num_pages);
+	dsw_u32(&w, b->actual);
+	dsw_u64(&w, b->inflated);
+	dsw_u64(&w, b->deflated);
+	dsw_u64(&w, b->stats_updates);
+	for (unsigned i = 0; i < BALLOON_NSTATS; i++)
+		dsw_u64(&w, b->guest_stats[i]);
+	return 0;
+}
+
+static int balloon_load_state(void *ctx, vmm_virtio_dev *dev, const void *buf, size_t len)
+{
+	struct balloon *b = ctx;
+	(void)dev;
+	struct dsr r = { buf, len, false };
+	uint32_t tag = dsr_u32(&r);
+	uint32_t num_pages = dsr_u32(&r), actual = dsr_u32(&r);
+	uint64_t inflated = dsr_u64(&r), deflated = dsr_u64(&r), updates = dsr_u64(&r);
+	uint64_t stats[BALLOON_NSTATS];
+	for (unsigned i = 0; i < BALLOON_NSTATS; i++)
+		stats[i] = dsr_u64(&r);
+	if (r.bad || r.left || tag != BALLOON_STATE_TAG)
+		return vmm_err(-EINVAL, "virtio-balloon: not a virtio-balloon state record (%zu bytes)", len);
+	b->num_pages = num_pages;
+	b->actual = actual;
+	b->inflated = inflated;
+	b->deflated = deflated;
+	b->stats_updates = updates;
+	memcpy(b->guest_stats, stats, sizeof stats);
+	return 0;
+}
+
 static void balloon_destroy(void *ctx)
 {
 	struct balloon *b = ctx;
@@ -362,6 +411,8 @@ int vmm_virtio_balloon_create(vmm_virtio_device **out, const vmm_virtio_balloon_
 	ops.notify = balloon_notify;
 	ops.reset = balloon_reset;
 	ops.destroy = balloon_destroy;
+	ops.save_state = balloon_save_state;
+	ops.load_state = balloon_load_state;
 	int r = vmm_virtio_device_create(out, &ops, b);
 	if (r < 0) {
 		balloon_destroy(b);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "blk_internal.h"
+#include "dev_state.h"
 #include "rate_limit.h"
 
 #define BLK_QUEUE_SIZE 256u
@@ -153,6 +154,48 @@ static void blk_reset(void *ctx, vmm_virtio_dev *dev)
 	b->pending = false; /* the transport resets the queue: the chain is gone with it */
 }
 
+/* State: the disk the driver sized itself by. A request held back by the rate limit
+ * is in flight in the queue's state and comes back from vmm_virtq_pop after a load;
+ * the token bucket is host policy and starts afresh. */
+#define BLK_STATE_TAG DEV_STATE_TAG('B', 'L', 'K', '1')
+#define BLK_STATE_LEN 13u
+
+static int blk_save_state(void *ctx, vmm_virtio_dev *dev, void *buf, size_t cap, size_t *len)
+{
+	struct blk *b = ctx;
+	(void)dev;
+	int r = dev_state_begin(buf, cap, len, BLK_STATE_LEN);
+	if (r <= 0)
+		return r;
+	struct dsw w = { buf };
+	dsw_u32(&w, BLK_STATE_TAG);
+	dsw_u64(&w, b->disk.sectors);
+	uint8_t ro = b->disk.readonly;
+	dsw_bytes(&w, &ro, 1);
+	return 0;
+}
+
+static int blk_load_state(void *ctx, vmm_virtio_dev *dev, const void *buf, size_t len)
+{
+	struct blk *b = ctx;
+	(void)dev;
+	struct dsr r = { buf, len, false };
+	uint32_t tag = dsr_u32(&r);
+	uint64_t sectors = dsr_u64(&r);
+	const uint8_t *ro = dsr_take(&r, 1);
+	if (r.bad || r.left || tag != BLK_STATE_TAG)
+		return vmm_err(-EINVAL, "virtio-blk: not a virtio-blk state record (%zu bytes)", len);
+	/* The guest sized its disk and chose its features by these: another disk under it
+	 * would be corrupted or refuse its writes. */
+	if (sectors != b->disk.sectors)
+		return vmm_err(-EINVAL, "virtio-blk: the saved disk had %llu sectors, this one has %llu",
+			       (unsigned long long)sectors, (unsigned long long)b->disk.sectors);
+	if ((*ro != 0) != b->disk.readonly)
+		return vmm_err(-EINVAL, "virtio-blk: the saved disk was %s, this one is %s",
+			       *ro ? "read-only" : "writable", b->disk.readonly ? "read-only" : "writable");
+	return 0;
+}
+
 static void blk_destroy(void *ctx)
 {
 	struct blk *b = ctx;
@@ -227,6 +270,8 @@ int vmm_virtio_blk_create(vmm_virtio_device **out, const vmm_virtio_blk_opts *op
 	ops.notify = blk_notify;
 	ops.reset = blk_reset;
 	ops.destroy = blk_destroy;
+	ops.save_state = blk_save_state;
+	ops.load_state = blk_load_state;
 	r = vmm_virtio_device_create(out, &ops, b);
 	if (r != 0)
 		blk_destroy(b);

@@ -22,6 +22,7 @@
 #include <linux/virtio_ids.h>
 
 #include "console_internal.h"
+#include "dev_state.h"
 
 #define CON_RX 0
 #define CON_TX 1
@@ -284,6 +285,69 @@ static void con_reset(void *ctx, vmm_virtio_dev *dev)
 	c->active = false;
 }
 
+/* State: the window size the driver read, input the guest has not taken yet, and
+ * output the fd has not taken yet (console chains never stay in flight: each is
+ * pushed before the callback returns). A load replaces the pending input and queues
+ * the saved output after what this device still has to write. */
+#define CON_STATE_TAG DEV_STATE_TAG('C', 'O', 'N', '1')
+#define CON_STATE_HDR 16u
+
+static void ring_copy_out(const con_ring *ring, struct dsw *w)
+{
+	for (size_t i = 0; i < ring->len; i++)
+		dsw_bytes(w, &ring->data[(ring->head + i) % CON_RING_SIZE], 1);
+}
+
+static int con_save_state(void *ctx, vmm_virtio_dev *dev, void *buf, size_t cap, size_t *len)
+{
+	struct con *c = ctx;
+	(void)dev;
+	pthread_mutex_lock(&c->in_lock);
+	int r = dev_state_begin(buf, cap, len, CON_STATE_HDR + c->in.len + c->out.len);
+	if (r > 0) {
+		struct dsw w = { buf };
+		dsw_u32(&w, CON_STATE_TAG);
+		dsw_u16(&w, le16toh(c->cfg.cols));
+		dsw_u16(&w, le16toh(c->cfg.rows));
+		dsw_u32(&w, (uint32_t)c->in.len);
+		dsw_u32(&w, (uint32_t)c->out.len);
+		ring_copy_out(&c->in, &w);
+		ring_copy_out(&c->out, &w);
+		r = 0;
+	}
+	pthread_mutex_unlock(&c->in_lock);
+	return r;
+}
+
+static int con_load_state(void *ctx, vmm_virtio_dev *dev, const void *buf, size_t len)
+{
+	struct con *c = ctx;
+	struct dsr r = { buf, len, false };
+	uint32_t tag = dsr_u32(&r);
+	uint16_t cols = dsr_u16(&r), rows = dsr_u16(&r);
+	uint32_t in_len = dsr_u32(&r), out_len = dsr_u32(&r);
+	if (r.bad || tag != CON_STATE_TAG)
+		return vmm_err(-EINVAL, "virtio-console: not a virtio-console state record (%zu bytes)", len);
+	if (in_len > CON_RING_SIZE || out_len > CON_RING_SIZE || r.left != (uint64_t)in_len + out_len)
+		return vmm_err(-EINVAL, "virtio-console: state record of %zu bytes announces %u + %u bytes of "
+			       "input and output (at most %u each)", len, in_len, out_len, CON_RING_SIZE);
+	const uint8_t *in = dsr_take(&r, in_len), *out = dsr_take(&r, out_len);
+	/* The size the driver read; a different one now would only confuse it. */
+	c->cfg.cols = htole16(cols);
+	c->cfg.rows = htole16(rows);
+	/* The input the guest has yet to read is the saved one: anything queued on this
+	 * device before the load (left over from a run a reset undoes) goes. */
+	pthread_mutex_lock(&c->in_lock);
+	c->in.head = c->in.len = 0;
+	con_ring_put(&c->in, in, in_len);
+	pthread_mutex_unlock(&c->in_lock);
+	if (out_len)
+		emit(c, out, out_len);
+	if (c->in.len > 0 && c->active)
+		vmm_virtio_dev_reschedule(dev, CON_RX);
+	return 0;
+}
+
 static void con_destroy(void *ctx)
 {
 	struct con *c = ctx;
@@ -370,6 +434,8 @@ int vmm_virtio_console_create(vmm_virtio_device **out, const vmm_virtio_console_
 	ops.notify = con_notify;
 	ops.reset = con_reset;
 	ops.destroy = con_destroy;
+	ops.save_state = con_save_state;
+	ops.load_state = con_load_state;
 	if ((r = vmm_virtio_device_create(out, &ops, c)) != 0)
 		con_destroy(c);
 	return r;

@@ -24,6 +24,7 @@
 #include <unistd.h>
 #include <linux/virtio_ids.h>
 
+#include "dev_state.h"
 #include "net_internal.h"
 
 /* mac, status and max_virtqueue_pairs: the fields that exist without MQ/MTU/SPEED. */
@@ -232,6 +233,47 @@ static void net_destroy(void *ctx)
 	vmm_net_free(ctx);
 }
 
+/* State: the MAC the driver read. Receive chains held for a partly delivered frame are
+ * in flight in the queue's state and come back from vmm_virtq_pop after a load; the
+ * frames waiting in the backlog are not kept (a NIC may drop frames). */
+#define NET_STATE_TAG DEV_STATE_TAG('N', 'E', 'T', '1')
+#define NET_STATE_LEN 10u
+
+static int net_save_state(void *ctx, vmm_virtio_dev *dev, void *buf, size_t cap, size_t *len)
+{
+	struct vmm_net *n = ctx;
+	(void)dev;
+	int r = dev_state_begin(buf, cap, len, NET_STATE_LEN);
+	if (r <= 0)
+		return r;
+	struct dsw w = { buf };
+	dsw_u32(&w, NET_STATE_TAG);
+	dsw_bytes(&w, n->mac, 6);
+	return 0;
+}
+
+static int net_load_state(void *ctx, vmm_virtio_dev *dev, const void *buf, size_t len)
+{
+	struct vmm_net *n = ctx;
+	(void)dev;
+	struct dsr r = { buf, len, false };
+	uint32_t tag = dsr_u32(&r);
+	const uint8_t *mac = dsr_take(&r, 6);
+	if (r.bad || r.left || tag != NET_STATE_TAG)
+		return vmm_err(-EINVAL, "virtio-net: not a virtio-net state record (%zu bytes)", len);
+	if (mac[0] & 1)
+		return vmm_err(-EINVAL, "virtio-net: the saved MAC %02x:%02x:%02x:%02x:%02x:%02x is multicast",
+			       mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+	/* A MAC the application chose is this device's identity (a clone's own); one we
+	 * picked at random gives way to the saved one, so a plain restore keeps the MAC
+	 * the guest knows. */
+	if (n->mac_random) {
+		memcpy(n->mac, mac, 6);
+		n->mac_random = false;
+	}
+	return 0;
+}
+
 void vmm_net_free(struct vmm_net *n)
 {
 	if (!n)
@@ -301,6 +343,7 @@ int vmm_net_new(struct vmm_net **out, const vmm_virtio_net_opts *user)
 	r = net_pick_mac(n->mac, o.mac);
 	if (r < 0)
 		goto fail;
+	n->mac_random = !memcmp(o.mac, (const uint8_t[6]){ 0 }, 6);
 	n->frame_buf = malloc(NET_MAX_FRAME);
 	if (!n->frame_buf) {
 		r = vmm_err(-ENOMEM, "virtio-net: out of memory");
@@ -350,6 +393,8 @@ int vmm_virtio_net_create(vmm_virtio_device **out, const vmm_virtio_net_opts *op
 	ops.notify = net_notify;
 	ops.reset = net_reset;
 	ops.destroy = net_destroy;
+	ops.save_state = net_save_state;
+	ops.load_state = net_load_state;
 	r = vmm_virtio_device_create(&d, &ops, n);
 	if (r < 0) {
 		vmm_net_free(n);

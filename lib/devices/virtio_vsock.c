@@ -10,6 +10,7 @@
 #include <sys/un.h>
 #include <linux/virtio_ids.h>
 
+#include "dev_state.h"
 #include "vsock_internal.h"
 
 #define VSOCK_QUEUE_SIZE 256u
@@ -175,6 +176,38 @@ static int vsock_activate(void *ctx, vmm_virtio_dev *dev, uint64_t features)
 	return 0;
 }
 
+/* Sends VIRTIO_VSOCK_EVENT_TRANSPORT_RESET (virtio 1.2, 5.10.6.6) if one is owed and
+ * the driver gave an event buffer: the driver then drops every connection and reads
+ * the guest CID again. */
+static void vsock_send_reset_event(struct vsock *v)
+{
+	vmm_virtq *q = vmm_virtio_dev_queue(v->dev, VSOCK_Q_EVENT);
+	bool pushed = false;
+	while (v->reset_event_owed && q && vmm_virtq_ready(q)) {
+		int r = vmm_virtq_pop(q, v->mem, v->rx_chain);
+		if (r < 0) {
+			vmm_virtio_dev_fail(v->dev, vmm_last_error());
+			return;
+		}
+		if (r == 0)
+			break; /* the driver's next event buffer brings us back (notify) */
+		uint32_t written = 0;
+		if (v->rx_chain->in_bytes >= sizeof(struct virtio_vsock_event)) {
+			struct virtio_vsock_event ev = { .id = htole32(VIRTIO_VSOCK_EVENT_TRANSPORT_RESET) };
+			written = (uint32_t)vmm_virtq_chain_write(v->rx_chain, 0, &ev, sizeof ev);
+			v->reset_event_owed = false;
+		}
+		/* A buffer too small for an event goes back empty. */
+		if (vmm_virtq_push(q, v->mem, v->rx_chain->head, written) != 0) {
+			vmm_virtio_dev_fail(v->dev, vmm_last_error());
+			return;
+		}
+		pushed = true;
+	}
+	if (pushed)
+		vmm_virtio_dev_interrupt(v->dev, VSOCK_Q_EVENT);
+}
+
 static void vsock_notify(void *ctx, vmm_virtio_dev *dev, uint16_t queue)
 {
 	struct vsock *v = ctx;
@@ -189,8 +222,9 @@ static void vsock_notify(void *ctx, vmm_virtio_dev *dev, uint16_t queue)
 			vmm_virtio_dev_reschedule(dev, VSOCK_Q_TX);
 		break;
 	default:
-		/* Event buffers stay with the device: we have no transport events to send
-		 * (no migration, the CID never changes). */
+		/* Event buffers stay with the device until a transport event is owed
+		 * (only after a state load). */
+		vsock_send_reset_event(v);
 		break;
 	}
 	vsock_end_work(v);
@@ -204,8 +238,49 @@ static void vsock_reset(void *ctx, vmm_virtio_dev *dev)
 	vsock_close_all(v);
 	v->active = false;
 	v->broken = false;
+	v->reset_event_owed = false;
 	v->rxq = v->txq = NULL;
 	v->mem = NULL;
+}
+
+/* State: the guest CID, for the record. Connections do not survive: their host ends
+ * belonged to the saved device (and the process that ran it), so after a load the
+ * device has none and tells the driver with a TRANSPORT_RESET event, upon which the
+ * guest resets every socket (its peers see ECONNRESET) and reads the CID again: this
+ * device's own CID (a clone's identity), whatever the saved one was. */
+#define VSOCK_STATE_TAG DEV_STATE_TAG('V', 'S', 'K', '1')
+#define VSOCK_STATE_LEN 12u
+
+static int vsock_save_state(void *ctx, vmm_virtio_dev *dev, void *buf, size_t cap, size_t *len)
+{
+	struct vsock *v = ctx;
+	(void)dev;
+	int r = dev_state_begin(buf, cap, len, VSOCK_STATE_LEN);
+	if (r <= 0)
+		return r;
+	struct dsw w = { buf };
+	dsw_u32(&w, VSOCK_STATE_TAG);
+	dsw_u64(&w, v->guest_cid);
+	return 0;
+}
+
+static int vsock_load_state(void *ctx, vmm_virtio_dev *dev, const void *buf, size_t len)
+{
+	struct vsock *v = ctx;
+	(void)dev;
+	struct dsr r = { buf, len, false };
+	uint32_t tag = dsr_u32(&r);
+	uint64_t cid = dsr_u64(&r);
+	if (r.bad || r.left || tag != VSOCK_STATE_TAG)
+		return vmm_err(-EINVAL, "virtio-vsock: not a virtio-vsock state record (%zu bytes)", len);
+	if (cid < 3 || cid >= 0xffffffffull)
+		return vmm_err(-EINVAL, "virtio-vsock: saved guest CID %llu out of range",
+			       (unsigned long long)cid);
+	if (v->active) {
+		v->reset_event_owed = true;
+		vsock_send_reset_event(v);
+	}
+	return 0;
 }
 
 static void vsock_destroy(void *ctx)
@@ -242,6 +317,8 @@ int vmm_virtio_vsock_create(vmm_virtio_device **out, const vmm_virtio_vsock_opts
 	ops.notify = vsock_notify;
 	ops.reset = vsock_reset;
 	ops.destroy = vsock_destroy;
+	ops.save_state = vsock_save_state;
+	ops.load_state = vsock_load_state;
 	r = vmm_virtio_device_create(out, &ops, v);
 	if (r < 0) {
 		vsock_free(v);

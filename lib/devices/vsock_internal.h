@@ -162,6 +162,7 @@ struct vsock {
 	bool active, broken;
 	bool rx_starved;                 /* the rx queue ran dry; resume on its notify */
 	bool rx_used, tx_used;           /* pushed since the last interrupt */
+	bool reset_event_owed;           /* TRANSPORT_RESET waits for an event buffer */
 
 	/* Connection table: chained hash on (guest_port, host_port), seeded. */
 	struct vsock_conn **buckets;

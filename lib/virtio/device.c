@@ -48,6 +48,8 @@ int vmm_virtio_device_create(vmm_virtio_device **out, const vmm_virtio_device_op
 		return vmm_err(-EINVAL, "%s: activate, notify and destroy are required", name);
 	if (o.config_size && !o.config_read)
 		return vmm_err(-EINVAL, "%s: config_size %u without config_read", name, o.config_size);
+	if (!o.save_state != !o.load_state)
+		return vmm_err(-EINVAL, "%s: save_state and load_state go together", name);
 	o.name = name;
 	vmm_virtio_device *d = calloc(1, sizeof *d);
 	if (!d)
@@ -525,6 +527,24 @@ void vdev_reset(struct vmm_virtio_dev *dev)
 	atomic_store(&dev->isr, 0);
 	atomic_store(&dev->status, 0);
 	set_error(dev, "");
+}
+
+void vdev_restore_failed(struct vmm_virtio_dev *dev, const char *why)
+{
+	set_error(dev, why);
+	dev->failed = true;
+	atomic_fetch_or(&dev->status, VIRTIO_CONFIG_S_NEEDS_RESET);
+}
+
+int vdev_restore_active(struct vmm_virtio_dev *dev)
+{
+	dev->active = dev->activated = true;
+	watches_arm(dev);
+	int r = dev->ops->activate(dev->ctx, dev, dev->features);
+	if (r)
+		fail(dev, "%s: activation refused: %s (%s)", dev->ops->name, vmm_strerror(r),
+		     vmm_last_error());
+	return r;
 }
 
 struct vdev_queue *vdev_sel_queue(struct vmm_virtio_dev *dev)

@@ -388,3 +388,17 @@ void vmm_virtio_mmio_get_stats(const vmm_virtio_mmio *t, vmm_virtio_mmio_stats *
 	out->notifies = atomic_load(&m->dev.notifies);
 	out->interrupts = atomic_load(&m->dev.interrupts);
 }
+
+int vmm_virtio_mmio_save_state(vmm_virtio_mmio *t, void *buf, size_t cap, size_t *len)
+{
+	if (!t || !len)
+		return vmm_err(-EINVAL, "vmm_virtio_mmio_save_state: NULL argument");
+	return vmmio_save_state(&t->dev, buf, cap, len);
+}
+
+int vmm_virtio_mmio_load_state(vmm_virtio_mmio *t, const void *buf, size_t len)
+{
+	if (!t)
+		return vmm_err(-EINVAL, "vmm_virtio_mmio_load_state: NULL transport");
+	return vmmio_load_state(&t->dev, buf, len);
+}

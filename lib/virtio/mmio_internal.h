@@ -18,4 +18,9 @@
 VMM_HIDDEN uint64_t vmmio_read(struct vmm_virtio_dev *dev, uint64_t off, unsigned size);
 VMM_HIDDEN void vmmio_write(struct vmm_virtio_dev *dev, uint64_t off, unsigned size, uint64_t val);
 
+/* The device state blob (mmio_state.c; vmm_virtio_mmio_save_state/_load_state without
+ * the VM): both take dev->lock themselves. */
+VMM_HIDDEN int vmmio_save_state(struct vmm_virtio_dev *dev, void *buf, size_t cap, size_t *len);
+VMM_HIDDEN int vmmio_load_state(struct vmm_virtio_dev *dev, const void *buf, size_t len);
+
 #endif

@@ -121,4 +121,13 @@ VMM_HIDDEN void vdev_run_rescheduled(struct vmm_virtio_dev *dev);
 /* Sets InterruptStatus bits and delivers an interrupt. */
 VMM_HIDDEN void vdev_raise(struct vmm_virtio_dev *dev, uint32_t isr_bits);
 
+/* ---- loading saved state (mmio_state.c), lock held, after vdev_reset ---- */
+/* DEVICE_NEEDS_RESET with reason `why`, as vmm_virtio_dev_fail but without an
+ * interrupt (the saved InterruptStatus says what the driver was told). */
+VMM_HIDDEN void vdev_restore_failed(struct vmm_virtio_dev *dev, const char *why);
+/* The saved driver had set DRIVER_OK: with the status, features and enabled queues
+ * already in place, activates the device as DRIVER_OK does (its watched fds, then
+ * ops->activate). Returns 0, or activate's error (the device then needs a reset). */
+VMM_HIDDEN int vdev_restore_active(struct vmm_virtio_dev *dev);
+
 #endif

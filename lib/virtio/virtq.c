@@ -19,6 +19,7 @@
  *
  * Virtio 1.x rings are little-endian, as is the only host we support (x86_64).
  */
+#include <endian.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 #include <linux/virtio_ring.h>
 
 #include "../internal.h"
+#include "virtq_state.h"
 #include <libvmm/sys/virtq.h>
 
 /* Offsets inside the ring areas (virtio 1.2 §2.7.6, §2.7.8). */
@@ -67,6 +69,11 @@ struct vmm_virtq {
 
 	uint64_t *busy;         /* in-flight heads: a bitmap of size_max bits */
 	uint32_t *in_len;       /* per in-flight head: its writable bytes (clamped) */
+	uint16_t *pop_seq;      /* per in-flight head: last_avail when it was popped */
+	/* Heads in flight when the state was loaded (vq_state_set), handed to the device
+	 * again by pop, oldest first, before anything new; VQ_NO_HEAD once pushed. */
+	uint16_t *replay;       /* size_max entries */
+	uint32_t replay_pos, replay_n;
 	char why[160];          /* the reason the queue broke, for later pops */
 };
 
@@ -160,8 +167,10 @@ int vmm_virtq_create(vmm_virtq **out, uint16_t size_max)
 	if (q) {
 		q->busy = calloc(busy_words(size_max), sizeof *q->busy);
 		q->in_len = calloc(size_max, sizeof *q->in_len);
+		q->pop_seq = calloc(size_max, sizeof *q->pop_seq);
+		q->replay = calloc(size_max, sizeof *q->replay);
 	}
-	if (!q || !q->busy || !q->in_len) {
+	if (!q || !q->busy || !q->in_len || !q->pop_seq || !q->replay) {
 		vmm_virtq_destroy(q);
 		return vmm_err(-ENOMEM, "virtqueue: out of memory for a queue of %u entries", size_max);
 	}
@@ -177,6 +186,8 @@ void vmm_virtq_destroy(vmm_virtq *q)
 		return;
 	free(q->busy);
 	free(q->in_len);
+	free(q->pop_seq);
+	free(q->replay);
 	free(q);
 }
 
@@ -186,11 +197,14 @@ void vmm_virtq_reset(vmm_virtq *q)
 		return;
 	uint64_t *busy = q->busy;
 	uint32_t *in_len = q->in_len;
+	uint16_t *pop_seq = q->pop_seq, *replay = q->replay;
 	uint16_t size_max = q->size_max;
 	memset(busy, 0, busy_words(size_max) * sizeof *busy);
 	memset(q, 0, sizeof *q);
 	q->busy = busy;
 	q->in_len = in_len;
+	q->pop_seq = pop_seq;
+	q->replay = replay;
 	q->size_max = size_max;
 	q->size = size_max;
 }
@@ -269,6 +283,7 @@ int vmm_virtq_enable(vmm_virtq *q, vmm_mem *mem)
 	q->mask = (uint16_t)(q->size - 1);
 	q->last_avail = q->avail_seen = q->used_idx = q->signalled = q->avail_event = 0;
 	q->pushed = q->in_flight = 0;
+	q->replay_pos = q->replay_n = 0;
 	q->notify_on = true;
 	q->avail_event_set = false;
 	q->broken = false;
@@ -450,6 +465,24 @@ static int walk_chain(vmm_virtq *q, vmm_mem *mem, uint16_t head, vmm_virtq_chain
 	}
 }
 
+/* Hands out the next chain that was in flight when the state was loaded. Its head
+ * stays in flight (it already counts in last_avail and in_flight); its descriptors are
+ * walked again now, on this VM's memory, with every check of a fresh pop. */
+static int pop_replay(vmm_virtq *q, vmm_mem *mem, vmm_virtq_chain *chain)
+{
+	while (q->replay_pos < q->replay_n) {
+		uint16_t head = q->replay[q->replay_pos++];
+		if (head == VQ_NO_HEAD || !busy_test(q, head))
+			continue; /* pushed meanwhile */
+		int rc = walk_chain(q, mem, head, chain);
+		if (rc < 0)
+			return rc;
+		q->in_len[head] = chain->in_bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)chain->in_bytes;
+		return 1;
+	}
+	return vmm_virtq_pop(q, mem, chain);
+}
+
 int vmm_virtq_pop(vmm_virtq *q, vmm_mem *mem, vmm_virtq_chain *chain)
 {
 	if (!q || !chain)
@@ -460,6 +493,8 @@ int vmm_virtq_pop(vmm_virtq *q, vmm_mem *mem, vmm_virtq_chain *chain)
 		return 0;
 	if (mem != q->mem)
 		return vmm_err(-EINVAL, "vmm_virtq_pop: not the memory map the queue was enabled with");
+	if (q->replay_pos < q->replay_n)
+		return pop_replay(q, mem, chain);
 	if (q->avail_seen == q->last_avail) {
 		int rc = refresh_avail(q);
 		if (rc <= 0)
@@ -476,6 +511,7 @@ int vmm_virtq_pop(vmm_virtq *q, vmm_mem *mem, vmm_virtq_chain *chain)
 		return rc;
 	busy_flip(q, head);
 	q->in_len[head] = chain->in_bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)chain->in_bytes;
+	q->pop_seq[head] = q->last_avail;
 	q->in_flight++;
 	q->last_avail++;
 	return 1;
@@ -497,6 +533,11 @@ int vmm_virtq_push(vmm_virtq *q, vmm_mem *mem, uint16_t head, uint32_t written)
 		return vmm_err(-EINVAL, "vmm_virtq_push: head %u is not in flight", head);
 	busy_flip(q, head);
 	q->in_flight--;
+	/* A device that knew a loaded in-flight head (its own load_state) may push it
+	 * before it comes back from pop: it must then not come back at all. */
+	for (uint32_t i = q->replay_pos; i < q->replay_n; i++)
+		if (q->replay[i] == head)
+			q->replay[i] = VQ_NO_HEAD;
 	if (written > q->in_len[head])
 		written = q->in_len[head];
 	uint32_t off = USED_RING + USED_ELEM_SIZE * (q->used_idx & q->mask);
@@ -564,6 +605,8 @@ bool vmm_virtq_set_notify(vmm_virtq *q, vmm_mem *mem, bool enable)
 	/* Publish before looking, so a buffer added meanwhile is either seen here or
 	 * notified by the driver. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (q->replay_pos < q->replay_n)
+		return true; /* loaded in-flight chains wait for pop */
 	return load16(q->avail, AVAIL_IDX, __ATOMIC_ACQUIRE) != q->last_avail;
 }
 
@@ -619,4 +662,150 @@ size_t vmm_virtq_chain_write(const vmm_virtq_chain *chain, uint64_t offset, cons
 	uint32_t n_out, n_in;
 	chain_parts(chain, &n_out, &n_in);
 	return chain_copy(chain, n_out, n_in, offset, (uint8_t *)(uintptr_t)buf, len, true);
+}
+
+/* ---- saved progress (virtq_state.h) ------------------------------------------------ */
+
+uint32_t vq_state_inflight(const vmm_virtq *q)
+{
+	return q && q->ready ? q->in_flight : 0;
+}
+
+static int age_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? 1 : x > y ? -1 : 0; /* oldest (largest age) first */
+}
+
+int vq_state_get(const vmm_virtq *q, struct vq_state *s, uint16_t *heads)
+{
+	if (!q || !q->ready)
+		return vmm_err(-EINVAL, "virtqueue: saving a queue that is not enabled");
+	memset(s, 0, sizeof *s);
+	s->size = q->size;
+	s->desc = q->desc_gpa;
+	s->avail = q->avail_gpa;
+	s->used = q->used_gpa;
+	s->broken = q->broken;
+	s->notify_on = q->notify_on;
+	s->avail_event_set = q->avail_event_set;
+	s->last_avail = q->last_avail;
+	s->used_idx = q->used_idx;
+	s->signalled = q->signalled;
+	s->avail_event = q->avail_event;
+	s->pushed = q->pushed;
+	if (q->in_flight == 0)
+		return 0;
+	/* Sort by age (pops since), as (age << 16 | head): ages below 2^16 sort exactly. */
+	uint32_t *keys = malloc((size_t)q->in_flight * sizeof *keys);
+	if (!keys)
+		return vmm_err(-ENOMEM, "virtqueue: out of memory saving %u in-flight heads", q->in_flight);
+	uint32_t n = 0;
+	for (uint32_t h = 0; h < q->size && n < q->in_flight; h++)
+		if (busy_test(q, (uint16_t)h))
+			keys[n++] = (uint32_t)(uint16_t)(q->last_avail - q->pop_seq[h]) << 16 | h;
+	qsort(keys, n, sizeof *keys, age_cmp);
+	for (uint32_t i = 0; i < n; i++)
+		heads[i] = (uint16_t)keys[i];
+	free(keys);
+	s->n_inflight = n;
+	return 0;
+}
+
+static uint16_t head_at(const uint8_t *heads_le, uint32_t i)
+{
+	uint16_t v;
+	memcpy(&v, heads_le + 2u * i, 2);
+	return le16toh(v);
+}
+
+int vq_state_check(const vmm_virtq *q, vmm_mem *mem, const struct vq_state *s, const uint8_t *heads_le)
+{
+	if (!pow2(s->size) || s->size > q->size_max)
+		return vmm_err(-EINVAL, "virtqueue state: size %u is not a power of two in 1..%u", s->size,
+			       q->size_max);
+	if (s->desc % VRING_DESC_ALIGN_SIZE || s->avail % VRING_AVAIL_ALIGN_SIZE ||
+	    s->used % VRING_USED_ALIGN_SIZE)
+		return vmm_err(-EINVAL, "virtqueue state: ring addresses 0x%llx/0x%llx/0x%llx are not aligned",
+			       (unsigned long long)s->desc, (unsigned long long)s->avail,
+			       (unsigned long long)s->used);
+	uint64_t n = s->size;
+	void *host;
+	int rc = map_area(mem, "descriptor table", s->desc, DESC_SIZE * n, false, &host);
+	if (rc == 0)
+		rc = map_area(mem, "avail ring", s->avail, AVAIL_RING + 2 * n + 2, false, &host);
+	if (rc == 0)
+		rc = map_area(mem, "used ring", s->used, USED_RING + USED_ELEM_SIZE * n + 2, true, &host);
+	if (rc < 0) {
+		char why[256]; /* copied: vmm_err writes where vmm_last_error() points */
+		snprintf(why, sizeof why, "%s", vmm_last_error());
+		return vmm_err(-EINVAL, "virtqueue state: %s", why);
+	}
+	uint16_t expect = (uint16_t)(s->last_avail - s->used_idx);
+	if (s->n_inflight > s->size || s->n_inflight != expect)
+		return vmm_err(-EINVAL,
+			       "virtqueue state: %u heads in flight, but %u consumed and %u used (queue size %u)",
+			       s->n_inflight, s->last_avail, s->used_idx, s->size);
+	uint64_t seen[VMM_VIRTQ_MAX_SIZE / 64];
+	memset(seen, 0, busy_words(s->size) * sizeof seen[0]);
+	for (uint32_t i = 0; i < s->n_inflight; i++) {
+		uint16_t h = head_at(heads_le, i);
+		if (h >= s->size)
+			return vmm_err(-EINVAL, "virtqueue state: in-flight head %u >= queue size %u", h, s->size);
+		if (seen[h / 64] >> (h % 64) & 1)
+			return vmm_err(-EINVAL, "virtqueue state: in-flight head %u listed twice", h);
+		seen[h / 64] |= 1ull << (h % 64);
+	}
+	return 0;
+}
+
+int vq_state_set(vmm_virtq *q, vmm_mem *mem, const struct vq_state *s, const uint8_t *heads_le, bool indirect,
+		 bool event_idx)
+{
+	vmm_virtq_reset(q);
+	q->size = s->size;
+	q->desc_gpa = s->desc;
+	q->avail_gpa = s->avail;
+	q->used_gpa = s->used;
+	uint64_t n = s->size;
+	void *desc, *avail, *used;
+	int rc = map_area(mem, "descriptor table", q->desc_gpa, DESC_SIZE * n, false, &desc);
+	if (rc == 0)
+		rc = map_area(mem, "avail ring", q->avail_gpa, AVAIL_RING + 2 * n + 2, false, &avail);
+	if (rc == 0)
+		rc = map_area(mem, "used ring", q->used_gpa, USED_RING + USED_ELEM_SIZE * n + 2, true, &used);
+	if (rc < 0) {
+		vmm_virtq_reset(q);
+		return rc;
+	}
+	q->indirect = indirect;
+	q->event_idx = event_idx;
+	q->mem = mem;
+	q->desc = desc;
+	q->avail = avail;
+	q->used = used;
+	q->mask = (uint16_t)(q->size - 1);
+	q->last_avail = q->avail_seen = s->last_avail; /* avail->idx is read afresh */
+	q->used_idx = s->used_idx;
+	q->signalled = s->signalled;
+	q->avail_event = s->avail_event;
+	q->avail_event_set = s->avail_event_set;
+	q->notify_on = s->notify_on;
+	q->pushed = s->pushed;
+	q->in_flight = s->n_inflight;
+	for (uint32_t i = 0; i < s->n_inflight; i++) {
+		uint16_t h = head_at(heads_le, i);
+		busy_flip(q, h);
+		/* Oldest first: the i-th of n was popped n - i pops ago. */
+		q->pop_seq[h] = (uint16_t)(s->last_avail - s->n_inflight + i);
+		q->replay[i] = h;
+	}
+	q->replay_pos = 0;
+	q->replay_n = s->n_inflight;
+	if (s->broken) {
+		q->broken = true;
+		snprintf(q->why, sizeof q->why, "virtqueue: the queue was broken when its state was saved");
+	}
+	q->ready = true;
+	return 0;
 }

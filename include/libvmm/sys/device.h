@@ -57,13 +57,34 @@ typedef struct vmm_virtio_device_ops {
 	void (*reset)(void *ctx, vmm_virtio_dev *dev);
 	/* Frees ctx and the back ends (called when the transport is destroyed). */
 	void (*destroy)(void *ctx);
+
+	/* ---- optional, for snapshots (vmm_virtio_mmio_save_state/_load_state); added
+	 * after the fields above: a device built against an older header (smaller
+	 * ops.size) gets NULL for both. A device without state of its own beyond its
+	 * queues and config leaves them NULL; a device whose config or back end matters
+	 * after a restore must provide both. Called with the device lock held, while the
+	 * VM and loop are stopped. ---- */
+
+	/* Writes the device's state into buf (cap bytes) and its length into *len; with
+	 * buf NULL (cap 0) only sets *len. The length must not change between a sizing
+	 * call and the call that follows it. Return 0 or a negative errno (-ENOSPC when
+	 * cap is too small). */
+	int (*save_state)(void *ctx, vmm_virtio_dev *dev, void *buf, size_t cap, size_t *len);
+	/* Loads what save_state wrote (untrusted bytes: validate everything, and change
+	 * nothing on failure). Called after the transport state was loaded: when the
+	 * saved device was active, activate has just been called with the saved features
+	 * and the queues are enabled (the in-flight chains will come back from
+	 * vmm_virtq_pop). len may be 0 when the blob carried no device state. Return 0,
+	 * or -EINVAL with a message (vmm_err is for the library; a device may return
+	 * -EINVAL and let the transport report it). */
+	int (*load_state)(void *ctx, vmm_virtio_dev *dev, const void *buf, size_t len);
 } vmm_virtio_device_ops;
 
-#define VMM_VIRTIO_DEVICE_OPS_INIT { sizeof(vmm_virtio_device_ops), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+#define VMM_VIRTIO_DEVICE_OPS_INIT { sizeof(vmm_virtio_device_ops), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 /* Wraps ops (copied) and ctx into a device a transport can attach. Returns 0, -EINVAL
- * (bad queue counts or sizes, missing activate/notify/destroy), -ENOMEM. On failure ctx
- * is not destroyed. */
+ * (bad queue counts or sizes, missing activate/notify/destroy, only one of
+ * save_state/load_state), -ENOMEM. On failure ctx is not destroyed. */
 VMM_API int vmm_virtio_device_create(vmm_virtio_device **out, const vmm_virtio_device_ops *ops, void *ctx);
 /* Destroys a device that was never attached (calls ops->destroy). NULL is a no-op. */
 VMM_API void vmm_virtio_device_destroy(vmm_virtio_device *dev);

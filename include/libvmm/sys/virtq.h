@@ -26,6 +26,12 @@
  * addresses until reset (regions must not be removed while a queue is enabled). Writes
  * to the used area go through those addresses and are reported to dirty tracking.
  *
+ * Loaded state (vmm_virtio_mmio_load_state): a queue whose saved state had chains in
+ * flight returns those first from vmm_virtq_pop, oldest first, walking and checking
+ * their descriptors again as for a fresh pop (they already count as consumed, so the
+ * device just processes them, and pushes them, as usual), then continues with the avail
+ * ring; vmm_virtq_set_notify(enable) reports them as work waiting.
+ *
  * Threading: a queue is used by one thread at a time (the transport serialises device
  * callbacks).
  */

@@ -42,7 +42,14 @@ static void parse_one(const uint8_t *data, size_t size)
 	check(snap_parse(a, alen, &d2) == 0, "the encoding parses");
 	check(snap_encode(d2, &b, &blen) == 0, "and encodes again");
 	check(alen == blen && memcmp(a, b, alen) == 0, "encode(parse(encode(d))) == encode(d)");
-	check(d2->nr_vcpus == d->nr_vcpus && d2->nr_regions == d->nr_regions, "counts survive");
+	check(d2->nr_vcpus == d->nr_vcpus && d2->nr_regions == d->nr_regions && d2->nr_devices == d->nr_devices,
+	      "counts survive");
+	for (uint32_t i = 0; i < d->nr_devices; i++)
+		check(d2->devices[i].len == d->devices[i].len &&
+		      memcmp(d2->devices[i].data, d->devices[i].data, d->devices[i].len) == 0, "device states survive");
+	/* What restore, clone and reset load is prepared from any accepted description. */
+	int pr = snap_prepare(d);
+	check(pr == 0 || pr == -ENOMEM, "prepare: only -ENOMEM");
 	/* A memory header page for this description, and the input as one. */
 	uint8_t page[SNAP_MEM_HEADER_SIZE];
 	snap_fill_mem_header(d, page);

@@ -107,6 +107,9 @@ VMM_API int vmm_mem_write(vmm_mem *mem, uint64_t gpa, const void *buf, size_t le
  * the KVM call (a failed start leaves tracking off). */
 VMM_API int vmm_mem_dirty_start(vmm_mem *mem);
 VMM_API int vmm_mem_dirty_stop(vmm_mem *mem);
+/* True while host writes are being tracked: after vmm_mem_dirty_start, and also while
+ * the VM is bound to a snapshot for vmm_snapshot_reset (that tracking is separate: it
+ * neither takes pages from vmm_mem_dirty_collect nor stops with vmm_mem_dirty_stop). */
 VMM_API bool vmm_mem_dirty_enabled(const vmm_mem *mem);
 
 /* Called for each run of consecutive dirty pages: first page GPA and page count (runs

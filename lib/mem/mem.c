@@ -52,6 +52,8 @@ static void region_release(struct mem_region *r)
 	vmm_mem_backing_unmap(r);
 	free((void *)r->dirty);
 	free(r->scratch);
+	free(r->pend_app);
+	free(r->pend_snap);
 }
 
 /* Frees the map without touching KVM: the VM (and with it every slot) is going away, and
@@ -65,7 +67,17 @@ void vmm_mem_free(vmm_mem *mem)
 	free(mem->regions);
 	free(mem->slot_used);
 	pthread_mutex_destroy(&mem->dirty_lock);
+	void (*release)(void *) = mem->release;
+	void *ctx = mem->release_ctx;
 	free(mem);
+	if (release)
+		release(ctx);
+}
+
+void vmm_mem_set_release(vmm_mem *mem, void (*fn)(void *ctx), void *ctx)
+{
+	mem->release = fn;
+	mem->release_ctx = ctx;
 }
 
 void vmm_mem_destroy(vmm_mem *mem)
@@ -228,7 +240,9 @@ int vmm_mem_add_region(vmm_mem *mem, const vmm_mem_region_opts *opts)
 	r.words = (size_t)((mem_pages(o.len) + 63) / 64);
 	r.dirty = calloc(r.words, sizeof *r.dirty);
 	r.scratch = calloc(r.words, sizeof *r.scratch);
-	if (!r.dirty || !r.scratch) {
+	r.pend_app = calloc(r.words, sizeof *r.pend_app);
+	r.pend_snap = calloc(r.words, sizeof *r.pend_snap);
+	if (!r.dirty || !r.scratch || !r.pend_app || !r.pend_snap) {
 		rc = vmm_err(-ENOMEM, "%s: out of memory for the dirty bitmap", desc);
 		goto fail_bitmaps;
 	}
@@ -250,6 +264,8 @@ fail_map:
 fail_bitmaps:
 	free((void *)r.dirty);
 	free(r.scratch);
+	free(r.pend_app);
+	free(r.pend_snap);
 	return rc;
 }
 

@@ -312,6 +312,13 @@ static int capture_locked(vmm_vm *vm, uint32_t mem_source, struct snap_desc *d)
 	d->nr_vcpus = (uint32_t)vm->nr_vcpus;
 	uint32_t *msr_idx = NULL, nr_msr = 0;
 	r = msr_index_list(vm->kvm_fd, &msr_idx, &nr_msr);
+	if (!r && vm->irqchip == VMM_IRQCHIP_NONE) { /* see snap_msr_needs_lapic */
+		uint32_t k = 0;
+		for (uint32_t i = 0; i < nr_msr; i++)
+			if (!snap_msr_needs_lapic(msr_idx[i]))
+				msr_idx[k++] = msr_idx[i];
+		nr_msr = k;
+	}
 	for (uint32_t i = 0; !r && i < d->nr_vcpus; i++)
 		r = read_vcpu(vm->vcpus[i], &d->vcpus[i], msr_idx, &nr_msr);
 	free(msr_idx);
@@ -341,5 +348,37 @@ int snap_capture(vmm_vm *vm, const struct snap_claim *c, uint32_t mem_source, st
 		return r;
 	}
 	*out = d;
+	return 0;
+}
+
+/* ---- devices ---- */
+
+int snap_capture_devices(struct snap_desc *d, vmm_virtio_mmio *const *devs, size_t n)
+{
+	if (n > SNAP_MAX_DEVICES)
+		return vmm_err(-EINVAL, "snapshot: %zu devices, at most %u fit", n, SNAP_MAX_DEVICES);
+	if (n && !(d->devices = calloc(n, sizeof *d->devices)))
+		return vmm_err(-ENOMEM, "snapshot: out of memory");
+	for (size_t i = 0; i < n; i++) {
+		if (!devs[i])
+			return vmm_err(-EINVAL, "snapshot: device %zu is NULL", i);
+		size_t len = 0;
+		int r = vmm_virtio_mmio_save_state(devs[i], NULL, 0, &len);
+		if (r && r != -ENOSPC)
+			return r;
+		if (len == 0 || len > SNAP_MAX_DEVICE_STATE)
+			return vmm_err(-EINVAL, "snapshot: device %zu has a state of %zu bytes (1 to %u fit)", i, len,
+				       SNAP_MAX_DEVICE_STATE);
+		uint8_t *buf = malloc(len);
+		if (!buf)
+			return vmm_err(-ENOMEM, "snapshot: out of memory");
+		size_t got = 0;
+		if ((r = vmm_virtio_mmio_save_state(devs[i], buf, len, &got)) || got == 0 || got > len) {
+			free(buf);
+			return r ? r : vmm_err(-EIO, "snapshot: device %zu reported a state of %zu bytes", i, got);
+		}
+		d->devices[i] = (struct snap_blob){ .data = buf, .len = (uint32_t)got };
+		d->nr_devices = (uint32_t)(i + 1);
+	}
 	return 0;
 }

@@ -74,7 +74,8 @@ void snap_release_vcpus(struct snap_claim *c)
 {
 	for (size_t i = 0; i < c->n; i++)
 		atomic_store(&c->vcpus[i]->in_run, false);
-	free(c->vcpus);
+	if (c->vcpus != c->inline_vcpus)
+		free(c->vcpus);
 	c->vcpus = NULL;
 	c->n = 0;
 }
@@ -85,7 +86,9 @@ int snap_claim_vcpus(vmm_vm *vm, struct snap_claim *c)
 	c->n = 0;
 	int r = 0;
 	pthread_mutex_lock(&vm->lock);
-	if (vm->nr_vcpus && !(c->vcpus = malloc(vm->nr_vcpus * sizeof *c->vcpus))) {
+	if (vm->nr_vcpus <= SNAP_CLAIM_INLINE)
+		c->vcpus = c->inline_vcpus;
+	else if (!(c->vcpus = malloc(vm->nr_vcpus * sizeof *c->vcpus))) {
 		r = vmm_err(-ENOMEM, "snapshot: out of memory");
 		goto out;
 	}
@@ -106,10 +109,16 @@ out:
 	return r;
 }
 
-int snap_complete_io(const struct snap_claim *c)
+int snap_complete_io(const struct snap_claim *c, bool only_pending)
 {
 	for (size_t i = 0; i < c->n; i++) {
-		int r = complete_pending_io(c->vcpus[i]);
+		vmm_vcpu *v = c->vcpus[i];
+		/* KVM_RUN leaves the last exit's reason in the run page: only an I/O or MMIO
+		 * exit leaves KVM something to finish at the next KVM_RUN (the exits libvmm
+		 * enables; user-space MSR and hypercall exits are not). */
+		if (only_pending && v->run->exit_reason != KVM_EXIT_IO && v->run->exit_reason != KVM_EXIT_MMIO)
+			continue;
+		int r = complete_pending_io(v);
 		if (r)
 			return r;
 	}

@@ -346,6 +346,35 @@ static int parse_clock(struct parser *ps)
 	return 0;
 }
 
+/* A device state: opaque here (the device's loader checks it), bounded in size and
+ * count, numbered 0, 1, ... in file order. */
+static int parse_device(struct parser *ps)
+{
+	struct snap_desc *d = ps->d;
+	if (ps->h.instance != d->nr_devices)
+		return bad(ps, "device index %u, expected %u (devices are numbered in order)", ps->h.instance,
+			   d->nr_devices);
+	if (d->nr_devices >= SNAP_MAX_DEVICES)
+		return bad(ps, "more than %u devices", SNAP_MAX_DEVICES);
+	if (ps->h.length == 0 || ps->h.length > SNAP_MAX_DEVICE_STATE)
+		return bad(ps, "device state of %u bytes: must be 1 to %u", ps->h.length, SNAP_MAX_DEVICE_STATE);
+	/* Grow by doubling (the count is bounded above). */
+	uint32_t n = d->nr_devices;
+	if ((n & (n - 1)) == 0) {
+		struct snap_blob *nb = realloc(d->devices, (size_t)(n ? 2 * n : 1) * sizeof *nb);
+		if (!nb)
+			return vmm_err(-ENOMEM, "snapshot: out of memory");
+		d->devices = nb;
+	}
+	uint8_t *data = malloc(ps->h.length);
+	if (!data)
+		return vmm_err(-ENOMEM, "snapshot: out of memory");
+	memcpy(data, ps->p, ps->h.length);
+	d->devices[n] = (struct snap_blob){ .data = data, .len = ps->h.length };
+	d->nr_devices = n + 1;
+	return 0;
+}
+
 /* ---- per-vCPU sections ---- */
 
 static int parse_vcpu_rec(struct parser *ps, struct snap_vcpu *v)
@@ -590,6 +619,7 @@ static int parse_section(struct parser *ps)
 	case SNAP_SEC_IRQCHIP: return parse_irqchip(ps);
 	case SNAP_SEC_PIT: return parse_pit(ps);
 	case SNAP_SEC_CLOCK: return parse_clock(ps);
+	case SNAP_SEC_DEVICE: return parse_device(ps);
 	default: break;
 	}
 	if (type >= SNAP_SEC_VCPU && type <= SNAP_SEC_VCPU_CPUID)
@@ -750,7 +780,12 @@ void snap_desc_free(struct snap_desc *d)
 		free(d->vcpus[i].xsave);
 		free(d->vcpus[i].msrs);
 		free(d->vcpus[i].cpuid);
+		free(d->vcpus[i].set_msrs);
+		free(d->vcpus[i].set_xsave);
 	}
+	for (uint32_t i = 0; i < d->nr_devices; i++)
+		free(d->devices[i].data);
+	free(d->devices);
 	free(d->vcpus);
 	free(d->regions);
 	free(d);

@@ -160,6 +160,8 @@ int snap_encode(const struct snap_desc *d, uint8_t **out, size_t *len)
 	}
 	for (uint32_t i = 0; i < d->nr_vcpus; i++)
 		put_vcpu(&w, &d->vcpus[i], i);
+	for (uint32_t i = 0; i < d->nr_devices; i++)
+		section(&w, SNAP_SEC_DEVICE, i, d->devices[i].data, d->devices[i].len, NULL, 0);
 
 	if (w.err) {
 		free(w.p);

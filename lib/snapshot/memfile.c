@@ -98,27 +98,57 @@ static int write_nonzero(int fd, const uint8_t *host, uint64_t from, uint64_t to
 	return in_run ? pwrite_all(fd, host + run, to - run, base + run) : 0;
 }
 
-/* Refuses to write the memory file over memory the VM runs on (a lazy or shared restore
- * from that very file): truncating it would pull the pages from under the guest. */
-static int check_not_backing(const vmm_mem *mem, int fd)
+/* Refuses to write the memory file over memory we read from (a lazy or shared restore
+ * from that very file, or an opened snapshot's file): truncating it would pull the pages
+ * from under the guest. */
+static int check_not_source(const struct snap_desc *d, const struct snap_mem_view *views, int fd)
 {
 	struct stat out, st;
 	if (fstat(fd, &out) < 0)
 		return vmm_err(-errno, "snapshot memory file: fstat failed: %s", strerror(errno));
-	for (size_t i = 0; i < mem->nr; i++) {
-		const struct mem_region *r = &mem->regions[i];
-		if (r->fd >= 0 && fstat(r->fd, &st) == 0 && st.st_dev == out.st_dev && st.st_ino == out.st_ino)
-			return vmm_err(-EINVAL, "snapshot memory file: it is the file region %s%s[%#llx, +%#llx) of this VM "
-					"is mapped from: save to another file (or by path, which replaces it safely)",
+	for (uint32_t i = 0; i < d->nr_regions; i++) {
+		const struct snap_region *r = &d->regions[i];
+		if (views[i].fd >= 0 && fstat(views[i].fd, &st) == 0 && st.st_dev == out.st_dev &&
+		    st.st_ino == out.st_ino)
+			return vmm_err(-EINVAL, "snapshot memory file: it is the file region %s%s[%#llx, +%#llx) is "
+					"mapped from: save to another file (or by path, which replaces it safely)",
 				       r->name, r->name[0] ? " " : "", (unsigned long long)r->gpa,
 				       (unsigned long long)r->len);
 	}
 	return 0;
 }
 
-int snap_write_memory(vmm_vm *vm, const struct snap_desc *d, int fd)
+/* Writes region bytes [0, len) from a view to fd at `base`. A view with a file knows
+ * where its data is: its holes are skipped without touching them (reading a hole of a
+ * shared memfd mapping would allocate a page). Other memory is scanned page by page
+ * (anonymous holes read as the shared zero page, which costs no memory). */
+static int write_view(int fd, const struct snap_mem_view *v, uint64_t len, uint64_t base)
 {
-	int r = check_not_backing(vm->mem, fd);
+	if (v->fd < 0)
+		return write_nonzero(fd, v->host, 0, len, base);
+	uint64_t from = 0, start, stop;
+	int k, r;
+	while (from < len && (k = next_extent(v->fd, v->fd_off + from, v->fd_off + len, &start, &stop)) != 0) {
+		if (k == 2) {
+			start = v->fd_off + from;
+			stop = v->fd_off + len;
+		}
+		/* Extents are page granular on tmpfs; round outwards to be sure. */
+		uint64_t a = (start - v->fd_off) & ~(uint64_t)(VMM_PAGE_SIZE - 1);
+		uint64_t b = stop - v->fd_off;
+		b = (b + VMM_PAGE_SIZE - 1) & ~(uint64_t)(VMM_PAGE_SIZE - 1);
+		if (b > len)
+			b = len;
+		if ((r = write_nonzero(fd, v->host, a, b, base)))
+			return r;
+		from = b;
+	}
+	return 0;
+}
+
+int snap_write_mem_views(const struct snap_desc *d, const struct snap_mem_view *views, int fd)
+{
+	int r = check_not_source(d, views, fd);
 	if (r)
 		return r;
 	/* Empty the file first, so pages not written below are holes that read as zeros. */
@@ -133,45 +163,40 @@ int snap_write_memory(vmm_vm *vm, const struct snap_desc *d, int fd)
 	free(page);
 	if (r)
 		return vmm_err(r, "snapshot memory file: writing the header failed: %s", strerror(-r));
+	for (uint32_t i = 0; i < d->nr_regions; i++)
+		if ((r = write_view(fd, &views[i], d->regions[i].len, d->regions[i].offset)))
+			return vmm_err(r, "snapshot memory file: writing guest memory failed: %s", strerror(-r));
+	return 0;
+}
+
+int snap_write_memory(vmm_vm *vm, const struct snap_desc *d, int fd)
+{
 	vmm_mem *mem = vm->mem;
 	if (mem->nr != d->nr_regions)
 		return vmm_err(-EBUSY, "snapshot: the memory map changed during the save");
-	for (size_t i = 0; i < mem->nr; i++) {
+	struct snap_mem_view *views = calloc(mem->nr ? mem->nr : 1, sizeof *views);
+	if (!views)
+		return vmm_err(-ENOMEM, "snapshot: out of memory");
+	int r = 0;
+	for (size_t i = 0; i < mem->nr && !r; i++) {
 		const struct mem_region *reg = &mem->regions[i];
-		const struct snap_region *s = &d->regions[i];
-		if (reg->gpa != s->gpa || reg->len != s->len)
-			return vmm_err(-EBUSY, "snapshot: the memory map changed during the save");
-		/* A memfd knows where its data is: skip its holes without touching them
-		 * (reading a hole of a shared memfd mapping would allocate a page). Other
-		 * backings are scanned page by page (anonymous holes read as the shared
-		 * zero page, which costs no memory). */
-		uint64_t from = 0, start, stop;
-		if (reg->backing == VMM_MEM_MEMFD && reg->fd >= 0) {
-			int k;
-			while (from < reg->len &&
-			       (k = next_extent(reg->fd, reg->file_offset + from, reg->file_offset + reg->len, &start,
-						&stop)) != 0) {
-				if (k == 2) {
-					start = reg->file_offset + from;
-					stop = reg->file_offset + reg->len;
-				}
-				/* Extents are page granular on tmpfs; round outwards to be sure. */
-				uint64_t a = (start - reg->file_offset) & ~(uint64_t)(VMM_PAGE_SIZE - 1);
-				uint64_t b = stop - reg->file_offset;
-				b = (b + VMM_PAGE_SIZE - 1) & ~(uint64_t)(VMM_PAGE_SIZE - 1);
-				if (b > reg->len)
-					b = reg->len;
-				if ((r = write_nonzero(fd, reg->host, a, b, s->offset)))
-					goto fail;
-				from = b;
-			}
-		} else if ((r = write_nonzero(fd, reg->host, 0, reg->len, s->offset))) {
-			goto fail;
-		}
+		if (reg->gpa != d->regions[i].gpa || reg->len != d->regions[i].len)
+			r = vmm_err(-EBUSY, "snapshot: the memory map changed during the save");
+		/* Only a memfd's extents are exactly the region's data; any other file
+		 * (a private copy, a shared file) is scanned through the mapping. It still
+		 * counts as a source for check_not_source. */
+		views[i] = (struct snap_mem_view){ .host = reg->host, .fd = reg->fd, .fd_off = reg->file_offset };
 	}
-	return 0;
-fail:
-	return vmm_err(r, "snapshot memory file: writing guest memory failed: %s", strerror(-r));
+	if (!r) {
+		r = check_not_source(d, views, fd);
+		for (size_t i = 0; i < mem->nr; i++)
+			if (mem->regions[i].backing != VMM_MEM_MEMFD)
+				views[i].fd = -1;
+	}
+	if (!r)
+		r = snap_write_mem_views(d, views, fd);
+	free(views);
+	return r;
 }
 
 /* ---- restore ---- */

@@ -108,60 +108,35 @@ static int write_state(int fd, const uint8_t *buf, size_t len, bool sync)
 	return 0;
 }
 
-int vmm_snapshot_save(vmm_vm *vm, const vmm_snapshot_save_opts *opts)
+/* Checks save options (shared by vmm_snapshot_save and vmm_snapshot_write). */
+static int check_save_opts(const vmm_snapshot_save_opts *o, const char *fn)
 {
-	if (!vm || !opts)
-		return vmm_err(-EINVAL, "vmm_snapshot_save: NULL argument");
-	vmm_snapshot_save_opts o = VMM_SNAPSHOT_SAVE_OPTS_INIT;
-	if (vmm_opts_copy(&o, sizeof o, opts))
-		return vmm_err(-EINVAL, "vmm_snapshot_save: opts->size is too small");
-	if (o.flags & ~(uint32_t)SAVE_FLAGS)
-		return vmm_err(-EINVAL, "vmm_snapshot_save: unknown flags %#x", o.flags & ~(uint32_t)SAVE_FLAGS);
-	bool in_place = o.flags & VMM_SNAPSHOT_SAVE_MEM_IN_PLACE;
-	if (!o.state_path && o.state_fd < 0)
-		return vmm_err(-EINVAL, "vmm_snapshot_save: no state file (state_path or state_fd)");
-	if (in_place ? (o.mem_path || o.mem_fd >= 0) : (!o.mem_path && o.mem_fd < 0))
-		return vmm_err(-EINVAL, "vmm_snapshot_save: %s", in_place ? "a memory file was given, but memory stays in place"
-								   : "no memory file (mem_path or mem_fd)");
-	if (vm->irqchip == VMM_IRQCHIP_SPLIT)
-		return vmm_err(-ENOTSUP, "snapshot: split-irqchip VMs cannot be saved yet (the user-space IOAPIC's "
-				"state is not in the format)");
+	if (o->flags & ~(uint32_t)SAVE_FLAGS)
+		return vmm_err(-EINVAL, "%s: unknown flags %#x", fn, o->flags & ~(uint32_t)SAVE_FLAGS);
+	bool in_place = o->flags & VMM_SNAPSHOT_SAVE_MEM_IN_PLACE;
+	if (!o->state_path && o->state_fd < 0)
+		return vmm_err(-EINVAL, "%s: no state file (state_path or state_fd)", fn);
+	if (in_place ? (o->mem_path || o->mem_fd >= 0) : (!o->mem_path && o->mem_fd < 0))
+		return vmm_err(-EINVAL, "%s: %s", fn, in_place ? "a memory file was given, but memory stays in place"
+							: "no memory file (mem_path or mem_fd)");
+	return 0;
+}
 
+int snap_write_files(const vmm_snapshot_save_opts *o, const uint8_t *buf, size_t len,
+		     int (*write_mem)(void *ctx, int fd), void *ctx)
+{
+	bool in_place = o->flags & VMM_SNAPSHOT_SAVE_MEM_IN_PLACE;
+	bool sync = o->flags & VMM_SNAPSHOT_SAVE_SYNC;
 	struct out_file state = { .fd = -1 }, memf = { .fd = -1 };
-	bool sync = o.flags & VMM_SNAPSHOT_SAVE_SYNC;
-	struct snap_desc *d = NULL, *check = NULL;
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	struct snap_claim claim = { 0 };
-	bool claimed = false;
-	int r = open_out(&state, o.state_path, o.state_fd, "state file");
+	int r = open_out(&state, o->state_path, o->state_fd, "state file");
 	if (!r && !in_place)
-		r = open_out(&memf, o.mem_path, o.mem_fd, "memory file");
+		r = open_out(&memf, o->mem_path, o->mem_fd, "memory file");
 	if (r)
 		goto out;
-
-	/* Hold every vCPU out of vmm_vcpu_run until the memory is written; finish what
-	 * their last exits left half done; then read the state. */
-	if ((r = snap_claim_vcpus(vm, &claim)))
-		goto out;
-	claimed = true;
-	if ((r = snap_complete_io(&claim)))
-		goto out;
-	if ((r = snap_capture(vm, &claim, in_place ? SNAP_MEM_IN_PLACE : SNAP_MEM_FILE, &d)))
-		goto out;
-	if ((r = snap_encode(d, &buf, &len)))
-		goto out;
-	/* Whatever we write, we can read back: the one validator checks our own output. */
-	if ((r = snap_parse(buf, len, &check))) {
-		char why[512];
-		snprintf(why, sizeof why, "%s", vmm_last_error());
-		r = vmm_err(r, "snapshot: internal error, the state does not validate: %s", why);
-		goto out;
-	}
-	/* Memory while the vCPUs are still held (they must not write it meanwhile), then
-	 * the state: a complete state file implies a complete memory file. */
+	/* Memory first, then the state: a complete state file implies a complete memory
+	 * file. */
 	if (!in_place) {
-		if ((r = snap_write_memory(vm, d, memf.fd)))
+		if ((r = write_mem(ctx, memf.fd)))
 			goto out;
 		if (sync && fdatasync(memf.fd) < 0) {
 			r = vmm_err(-errno, "snapshot: fdatasync of the memory file failed: %s", strerror(errno));
@@ -174,11 +149,48 @@ int vmm_snapshot_save(vmm_vm *vm, const vmm_snapshot_save_opts *opts)
 		goto out;
 	r = commit_out(&state, sync, "state file");
 out:
-	if (claimed)
-		snap_release_vcpus(&claim);
 	close_out(&memf);
 	close_out(&state);
-	snap_desc_free(check);
+	return r;
+}
+
+struct save_mem_ctx {
+	vmm_vm *vm;
+	const struct snap_desc *d;
+};
+
+static int save_mem(void *ctx, int fd)
+{
+	struct save_mem_ctx *c = ctx;
+	return snap_write_memory(c->vm, c->d, fd);
+}
+
+int vmm_snapshot_save(vmm_vm *vm, const vmm_snapshot_save_opts *opts)
+{
+	if (!vm || !opts)
+		return vmm_err(-EINVAL, "vmm_snapshot_save: NULL argument");
+	vmm_snapshot_save_opts o = VMM_SNAPSHOT_SAVE_OPTS_INIT;
+	if (vmm_opts_copy(&o, sizeof o, opts))
+		return vmm_err(-EINVAL, "vmm_snapshot_save: opts->size is too small");
+	int r = check_save_opts(&o, "vmm_snapshot_save");
+	if (r)
+		return r;
+	if (vm->irqchip == VMM_IRQCHIP_SPLIT)
+		return vmm_err(-ENOTSUP, "snapshot: split-irqchip VMs cannot be saved yet (the user-space IOAPIC's "
+				"state is not in the format)");
+	bool in_place = o.flags & VMM_SNAPSHOT_SAVE_MEM_IN_PLACE;
+	struct snap_desc *d = NULL;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	struct snap_claim claim;
+	if ((r = snap_take_state(vm, in_place ? SNAP_MEM_IN_PLACE : SNAP_MEM_FILE, o.devices, o.nr_devices, &claim,
+				 &buf, &len, &d)))
+		return r;
+	/* The memory is written while the vCPUs are still held (they must not write it
+	 * meanwhile). */
+	struct save_mem_ctx mc = { .vm = vm, .d = d };
+	r = snap_write_files(&o, buf, len, save_mem, &mc);
+	snap_release_vcpus(&claim);
 	snap_desc_free(d);
 	free(buf);
 	return r;
@@ -269,6 +281,59 @@ static int check_restore_opts(const vmm_snapshot_restore_opts *o)
 	return 0;
 }
 
+/* Reads and validates the state, then finds the memory it refers to (checked before
+ * anything is created). On success the caller owns *d and, if *mem_ours, src->file_fd. */
+static int load_sources(const vmm_snapshot_restore_opts *o, struct snap_desc **d, struct snap_mem_src *src,
+			bool *mem_ours)
+{
+	*d = NULL;
+	*src = (struct snap_mem_src){ .file_fd = -1 };
+	*mem_ours = false;
+	uint8_t *own = NULL;
+	const uint8_t *buf = o->state_buf;
+	size_t len = o->state_len;
+	int r;
+	if (!buf) {
+		int fd = o->state_fd;
+		if (o->state_path && (fd = open(o->state_path, O_RDONLY | O_CLOEXEC)) < 0)
+			return vmm_err(-errno, "snapshot: cannot open the state file %s: %s", o->state_path, strerror(errno));
+		r = read_state(fd, &own, &len);
+		if (o->state_path)
+			close(fd);
+		if (r)
+			return r;
+		buf = own;
+	}
+	r = snap_parse(buf, len, d);
+	free(own);
+	if (r)
+		return r;
+	if ((*d)->mem_source == SNAP_MEM_FILE) {
+		if (o->nr_region_fds)
+			r = vmm_err(-EINVAL, "snapshot: the state has a memory file; region_fds are for in-place memory");
+		else
+			r = open_mem(*d, o, &src->file_fd, mem_ours);
+	} else if (o->mem_path || o->mem_fd >= 0 || o->nr_region_fds != (*d)->nr_regions) {
+		r = vmm_err(-EINVAL, "snapshot: memory stayed in place: give the %u region fds (region_fds) and no memory "
+				"file (got %zu fds%s)", (*d)->nr_regions, o->nr_region_fds,
+			    o->mem_path || o->mem_fd >= 0 ? " and a memory file" : "");
+	} else {
+		src->region_fds = o->region_fds;
+		src->nr_region_fds = o->nr_region_fds;
+	}
+	if (!r)
+		r = snap_prepare(*d);
+	if (r) {
+		if (*mem_ours && src->file_fd >= 0)
+			close(src->file_fd);
+		src->file_fd = -1;
+		*mem_ours = false;
+		snap_desc_free(*d);
+		*d = NULL;
+	}
+	return r;
+}
+
 int vmm_snapshot_restore(vmm_vm **out, const vmm_snapshot_restore_opts *opts)
 {
 	if (!out || !opts)
@@ -280,57 +345,13 @@ int vmm_snapshot_restore(vmm_vm **out, const vmm_snapshot_restore_opts *opts)
 	int r = check_restore_opts(&o);
 	if (r)
 		return r;
-
-	uint8_t *own = NULL;
-	const uint8_t *buf = o.state_buf;
-	size_t len = o.state_len;
-	if (!buf) {
-		int fd = o.state_fd;
-		if (o.state_path && (fd = open(o.state_path, O_RDONLY | O_CLOEXEC)) < 0)
-			return vmm_err(-errno, "snapshot: cannot open the state file %s: %s", o.state_path, strerror(errno));
-		r = read_state(fd, &own, &len);
-		if (o.state_path)
-			close(fd);
-		if (r)
-			return r;
-		buf = own;
-	}
-	struct snap_desc *d = NULL;
-	r = snap_parse(buf, len, &d);
-	free(own);
-	if (r)
+	struct snap_desc *d;
+	struct snap_mem_src src;
+	bool mem_ours;
+	if ((r = load_sources(&o, &d, &src, &mem_ours)))
 		return r;
-
-	/* Where memory comes from; checked before anything is created. */
-	struct snap_mem_src src = { .file_fd = -1 };
-	bool mem_ours = false;
 	vmm_vm *vm = NULL;
-	if (d->mem_source == SNAP_MEM_FILE) {
-		if (o.nr_region_fds)
-			r = vmm_err(-EINVAL, "snapshot: the state has a memory file; region_fds are for in-place memory");
-		else
-			r = open_mem(d, &o, &src.file_fd, &mem_ours);
-	} else if (o.mem_path || o.mem_fd >= 0 || o.nr_region_fds != d->nr_regions) {
-		r = vmm_err(-EINVAL, "snapshot: memory stayed in place: give the %u region fds (region_fds) and no memory "
-				"file (got %zu fds%s)", d->nr_regions, o.nr_region_fds,
-			    o.mem_path || o.mem_fd >= 0 ? " and a memory file" : "");
-	} else {
-		src.region_fds = o.region_fds;
-		src.nr_region_fds = o.nr_region_fds;
-	}
-	if (r)
-		goto out;
-
-	vmm_vm_opts vo = VMM_VM_OPTS_INIT;
-	if (o.vm_opts && vmm_opts_copy(&vo, sizeof vo, o.vm_opts)) {
-		r = vmm_err(-EINVAL, "vmm_snapshot_restore: vm_opts->size is too small");
-		goto out;
-	}
-	vo.irqchip = (vmm_irqchip_mode)d->irqchip;
-	vo.flags = d->vm_flags;
-	vo.exit_port = d->exit_port;
-	vo.fault_port = d->fault_port;
-	if ((r = vmm_vm_create(&vm, &vo)))
+	if ((r = snap_new_vm(d, o.vm_opts, &vm)))
 		goto out;
 	if ((r = snap_restore_memory(vm, d, &src, (int)o.mem_mode)))
 		goto out;
@@ -343,5 +364,91 @@ out:
 	if (mem_ours && src.file_fd >= 0)
 		close(src.file_fd);
 	snap_desc_free(d);
+	return r;
+}
+
+int vmm_snapshot_open(vmm_snapshot **out, const vmm_snapshot_restore_opts *opts)
+{
+	if (!out || !opts)
+		return vmm_err(-EINVAL, "vmm_snapshot_open: NULL argument");
+	*out = NULL;
+	vmm_snapshot_restore_opts o = VMM_SNAPSHOT_RESTORE_OPTS_INIT;
+	if (vmm_opts_copy(&o, sizeof o, opts))
+		return vmm_err(-EINVAL, "vmm_snapshot_open: opts->size is too small");
+	o.mem_mode = VMM_SNAPSHOT_MEM_LAZY; /* ignored: memory is mapped read-only */
+	int r = check_restore_opts(&o);
+	if (r)
+		return r;
+	struct snap_desc *d;
+	struct snap_mem_src src;
+	bool mem_ours;
+	if ((r = load_sources(&o, &d, &src, &mem_ours)))
+		return r;
+	/* snap_from_sources takes d and duplicates the descriptors it keeps. */
+	r = snap_from_sources(d, &src, false, out);
+	if (mem_ours && src.file_fd >= 0)
+		close(src.file_fd);
+	return r;
+}
+
+/* ---- writing an in-memory snapshot ---- */
+
+struct write_ctx {
+	const struct vmm_snapshot *s;
+	const struct snap_desc *d; /* with memory-file offsets */
+};
+
+static int write_mem(void *ctx, int fd)
+{
+	struct write_ctx *c = ctx;
+	const struct vmm_snapshot *s = c->s;
+	struct snap_mem_view *views = calloc(s->d->nr_regions ? s->d->nr_regions : 1, sizeof *views);
+	if (!views)
+		return vmm_err(-ENOMEM, "snapshot: out of memory");
+	for (uint32_t i = 0; i < s->d->nr_regions; i++)
+		views[i] = (struct snap_mem_view){ .host = s->ro[i], .fd = snap_region_fd(s, i),
+						   .fd_off = s->d->regions[i].offset };
+	int r = snap_write_mem_views(c->d, views, fd);
+	free(views);
+	return r;
+}
+
+int vmm_snapshot_write(const vmm_snapshot *snap, const vmm_snapshot_save_opts *opts)
+{
+	if (!snap || !opts)
+		return vmm_err(-EINVAL, "vmm_snapshot_write: NULL argument");
+	vmm_snapshot_save_opts o = VMM_SNAPSHOT_SAVE_OPTS_INIT;
+	if (vmm_opts_copy(&o, sizeof o, opts))
+		return vmm_err(-EINVAL, "vmm_snapshot_write: opts->size is too small");
+	if (o.flags & VMM_SNAPSHOT_SAVE_MEM_IN_PLACE)
+		return vmm_err(-EINVAL, "vmm_snapshot_write: an in-memory snapshot is written with a memory file "
+				"(VMM_SNAPSHOT_SAVE_MEM_IN_PLACE is for vmm_snapshot_save)");
+	int r = check_save_opts(&o, "vmm_snapshot_write");
+	if (r)
+		return r;
+	/* The description as a memory file lays it out: a shallow copy with its own
+	 * region array (an opened in-place snapshot has other offsets). The snapshot's
+	 * identity stays, so the files pair with each other and with VMs bound to it. */
+	const struct snap_desc *sd = snap->d;
+	struct snap_desc d = *sd;
+	d.regions = calloc(sd->nr_regions ? sd->nr_regions : 1, sizeof *d.regions);
+	if (!d.regions)
+		return vmm_err(-ENOMEM, "snapshot: out of memory");
+	uint64_t off = SNAP_MEM_HEADER_SIZE;
+	for (uint32_t i = 0; i < sd->nr_regions; i++) {
+		d.regions[i] = sd->regions[i];
+		d.regions[i].offset = off;
+		off += sd->regions[i].len; /* bounded: the regions fit below 2^52 */
+	}
+	d.mem_source = SNAP_MEM_FILE;
+	d.mem_file_size = off;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	if (!(r = snap_encode(&d, &buf, &len))) {
+		struct write_ctx c = { .s = snap, .d = &d };
+		r = snap_write_files(&o, buf, len, write_mem, &c);
+	}
+	free(buf);
+	free(d.regions);
 	return r;
 }

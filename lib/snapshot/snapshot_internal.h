@@ -46,6 +46,8 @@
 #define SNAP_MIN_XSAVE 4096u
 #define SNAP_MAX_XSAVE (64u << 10)
 #define SNAP_REGION_NAME 64u /* = lib/mem's own limit */
+#define SNAP_MAX_DEVICES 1024u
+#define SNAP_MAX_DEVICE_STATE (1u << 20) /* one device's blob */
 /* Guest-physical addresses stop at 2^52 on x86_64 (MAXPHYADDR). */
 #define SNAP_MAX_GPA (1ull << 52)
 
@@ -67,7 +69,8 @@ enum snap_section_type {
 	SNAP_SEC_VCPU_DEBUGREGS = 0x18,
 	SNAP_SEC_VCPU_MSRS = 0x19,
 	SNAP_SEC_VCPU_CPUID = 0x1a,
-	/* Reserved for device state through the device ops (instance = device index). */
+	/* A device's state blob (vmm_virtio_mmio_save_state), opaque here: the device's
+	 * own loader validates it. instance = device index: 0, 1, ... in file order. */
 	SNAP_SEC_DEVICE = 0x100,
 };
 
@@ -204,6 +207,20 @@ struct snap_vcpu {
 	uint32_t nr_msrs;
 	vmm_cpuid_entry *cpuid;  /* sorted by (function, index), no duplicates */
 	uint32_t nr_cpuid;
+	/* Built by snap_prepare from the fields above, so that loading the state (restore,
+	 * clone, reset) allocates nothing: the KVM_SET_MSRS list, the XSAVE image
+	 * zero-extended to SNAP_MAX_XSAVE bytes (KVM_SET_XSAVE reads as many bytes as the
+	 * host's KVM_CAP_XSAVE2 says, which the load checks is no more), and the events
+	 * with the flags KVM_SET_VCPU_EVENTS needs. */
+	struct kvm_msrs *set_msrs;
+	uint8_t *set_xsave;
+	struct kvm_vcpu_events set_events;
+};
+
+/* A device state (SNAP_SEC_DEVICE). */
+struct snap_blob {
+	uint8_t *data;
+	uint32_t len;
 };
 
 struct snap_region {
@@ -231,7 +248,20 @@ struct snap_desc {
 	struct kvm_ioapic_state ioapic;
 	struct kvm_pit_state2 pit;
 	uint64_t clock;
+	uint32_t nr_devices;
+	struct snap_blob *devices;
+	bool prepared; /* snap_prepare ran */
 };
+
+/* MSRs KVM refuses to set (even to 0, even from the host) on a vCPU without an in-kernel
+ * LAPIC: MSR_KVM_ASYNC_PF_INT (its vector goes to the LAPIC). KVM still lists and reads
+ * them, so a VM created with VMM_IRQCHIP_NONE leaves them out of its snapshots (the guest
+ * cannot have set them either: its own writes fail the same way), and a load leaves them
+ * out of the list it sets (state files written before this rule existed). */
+static inline bool snap_msr_needs_lapic(uint32_t index)
+{
+	return index == 0x4b564d06u; /* MSR_KVM_ASYNC_PF_INT */
+}
 
 /* Region flags a snapshot keeps (the rest describe the old VM's backing). */
 #define SNAP_REGION_FLAGS (VMM_MEM_READONLY | VMM_MEM_THP | VMM_MEM_HUGEPAGES)
@@ -257,17 +287,21 @@ VMM_HIDDEN int snap_encode(const struct snap_desc *d, uint8_t **out, size_t *len
 VMM_HIDDEN void snap_fill_mem_header(const struct snap_desc *d, void *page);
 
 /* claim.c: the vCPUs a save holds. */
+#define SNAP_CLAIM_INLINE 8
 struct snap_claim {
 	vmm_vcpu **vcpus; /* the VM's vCPU list at claim time */
 	size_t n;
+	/* Up to SNAP_CLAIM_INLINE vCPUs are held here, so a reset needs no allocation. */
+	vmm_vcpu *inline_vcpus[SNAP_CLAIM_INLINE];
 };
 /* Marks every vCPU of the VM as running, so vmm_vcpu_run refuses to enter (-EBUSY) for
  * the whole save, and remembers the list. Fails with -EBUSY if one is inside
  * vmm_vcpu_run. Takes vm->lock. */
 VMM_HIDDEN int snap_claim_vcpus(vmm_vm *vm, struct snap_claim *c);
 /* Completes each claimed vCPU's pending port I/O or MMIO (see claim.c). Runs without
- * vm->lock: a device callback it triggers may take it. */
-VMM_HIDDEN int snap_complete_io(const struct snap_claim *c);
+ * vm->lock: a device callback it triggers may take it. With `only_pending`, skips
+ * vCPUs whose last exit was not port I/O or MMIO (nothing to complete: a reset). */
+VMM_HIDDEN int snap_complete_io(const struct snap_claim *c, bool only_pending);
 /* Undoes the marks and frees the list. */
 VMM_HIDDEN void snap_release_vcpus(struct snap_claim *c);
 /* capture.c: reads the state of `vm` into a new description (regions with offsets for a memory
@@ -275,11 +309,50 @@ VMM_HIDDEN void snap_release_vcpus(struct snap_claim *c);
  * is no longer the claimed one. Takes vm->lock. */
 VMM_HIDDEN int snap_capture(vmm_vm *vm, const struct snap_claim *c, uint32_t mem_source, struct snap_desc **out);
 
-/* apply.c: creates the vCPUs of `d` in `vm` (memory already in place) and loads their
- * state, then the irqchip, PIT and clock. */
-VMM_HIDDEN int snap_apply(vmm_vm *vm, const struct snap_desc *d, uint32_t flags);
+/* capture.c: the states of `n` devices into d->devices (vmm_virtio_mmio_save_state). */
+VMM_HIDDEN int snap_capture_devices(struct snap_desc *d, vmm_virtio_mmio *const *devs, size_t n);
 
-/* memfile.c */
+/* take.c: the part of a save and a take that reads the VM: holds every vCPU out of
+ * vmm_vcpu_run (snap_claim_vcpus), completes their pending I/O, captures the state and
+ * the device states, encodes it and parses it back (whatever a snapshot holds is what
+ * the one validator accepts). On success the vCPUs stay claimed (the caller copies the
+ * memory, then calls snap_release_vcpus), *state is the encoded state file and *out the
+ * parsed description. */
+VMM_HIDDEN int snap_take_state(vmm_vm *vm, uint32_t mem_source, vmm_virtio_mmio *const *devs, size_t nr_devs,
+			       struct snap_claim *c, uint8_t **state, size_t *state_len, struct snap_desc **out);
+
+/* apply.c: builds the prepared fields of every vCPU (set_msrs, set_xsave, set_events).
+ * Idempotent. Returns 0 or -ENOMEM. */
+VMM_HIDDEN int snap_prepare(struct snap_desc *d);
+/* Creates the vCPUs of prepared `d` in `vm` (memory already in place) with their ids,
+ * CPUID tables and TSC rates, loads their state, then the irqchip, PIT and clock. */
+VMM_HIDDEN int snap_apply(vmm_vm *vm, const struct snap_desc *d, uint32_t flags);
+/* Checks once per VM what snap_load_vcpu relies on: the host can take the snapshot's
+ * FPU/XSAVE and XCR state from the prepared buffers. */
+VMM_HIDDEN int snap_check_host(vmm_vm *vm, const struct snap_desc *d);
+/* Loads one vCPU's state (prepared `v`) into an existing vCPU; allocation-free. */
+VMM_HIDDEN int snap_load_vcpu(vmm_vcpu *vc, const struct snap_vcpu *v);
+/* The same for a reset (allocation-free): with `sync` (snap_can_sync_regs), registers,
+ * special registers and events go through one KVM_RUN with immediate_exit. */
+VMM_HIDDEN int snap_reset_vcpu(vmm_vcpu *vc, const struct snap_vcpu *v, bool sync);
+VMM_HIDDEN bool snap_can_sync_regs(vmm_vm *vm);
+/* Loads the PIC, IOAPIC, PIT and kvmclock; allocation-free. */
+VMM_HIDDEN int snap_load_vm(vmm_vm *vm, const struct snap_desc *d);
+/* Creates a VM with the snapshot's composition and the host options of `host` (may be
+ * NULL; its size is checked by the caller or here). */
+VMM_HIDDEN int snap_new_vm(const struct snap_desc *d, const vmm_vm_opts *host, vmm_vm **out);
+
+/* memfile.c: where a region's bytes are, for writing a memory file. */
+struct snap_mem_view {
+	const uint8_t *host; /* the region's bytes, readable */
+	int fd;              /* a file holding them at fd_off, or -1: its holes are skipped */
+	uint64_t fd_off;
+};
+/* Writes a memory file (header page, then region i's non-zero pages at
+ * d->regions[i].offset) to out_fd, from views[i] for region i. Refuses an out_fd that
+ * is one of the views' files (it would be truncated under them). */
+VMM_HIDDEN int snap_write_mem_views(const struct snap_desc *d, const struct snap_mem_view *views, int out_fd);
+/* The same from a VM's memory map (must match d's regions). */
 VMM_HIDDEN int snap_write_memory(vmm_vm *vm, const struct snap_desc *d, int fd);
 struct snap_mem_src {
 	int file_fd;           /* SNAP_MEM_FILE: the memory file, else -1 */
@@ -288,5 +361,39 @@ struct snap_mem_src {
 };
 VMM_HIDDEN int snap_restore_memory(vmm_vm *vm, const struct snap_desc *d, const struct snap_mem_src *src,
 				   int mode);
+
+/* ---- in-memory snapshots (inmem.c, reset.c) ---- */
+
+struct vmm_snapshot {
+	_Atomic unsigned refs;
+	struct snap_desc *d; /* validated and prepared */
+	int mem_fd;          /* SNAP_MEM_FILE: the memory file or the take's sealed memfd */
+	int *region_fds;     /* SNAP_MEM_IN_PLACE: one per region (ours), else NULL */
+	const uint8_t **ro;  /* per region: read-only shared mapping of its bytes */
+	/* Per region, a bit per page: 1 if the source has data there, 0 for a hole (all
+	 * zeros). A reset clears a hole page with memset instead of reading the mapping:
+	 * a read fault on a hole would allocate a zero page in the source memfd and costs
+	 * far more than the copy. */
+	uint64_t **data;
+	uint64_t mem_size;
+};
+
+static inline int snap_region_fd(const struct vmm_snapshot *s, uint32_t i)
+{
+	return s->region_fds ? s->region_fds[i] : s->mem_fd;
+}
+
+/* inmem.c: a new snapshot from a validated, prepared description (taken over, also on
+ * failure) and its memory (descriptors duplicated; the caller keeps its own). With
+ * `populate`, the data pages are mapped at once (memory already in the page cache). */
+VMM_HIDDEN int snap_from_sources(struct snap_desc *d, const struct snap_mem_src *src, bool populate,
+				 struct vmm_snapshot **out);
+
+/* One more reference (a clone's). */
+VMM_HIDDEN void snap_ref(struct vmm_snapshot *s);
+
+/* snapshot.c: the output-file helpers shared by save and write. */
+VMM_HIDDEN int snap_write_files(const vmm_snapshot_save_opts *o, const uint8_t *state, size_t state_len,
+				int (*write_mem)(void *ctx, int fd), void *ctx);
 
 #endif

@@ -28,6 +28,7 @@
 #include <libvmm/rtc.h>
 #include <libvmm/power.h>
 #include <libvmm/snapshot.h>
+#include <libvmm/sandbox.h>
 
 #ifdef __cplusplus
 extern "C" {

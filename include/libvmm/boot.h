@@ -303,25 +303,21 @@ VMM_API bool vmm_linux_host_is_nested(void);
  * guest needs to work at all: the host's KVM cannot complete some instructions at ring
  * 0, and the guest sees the host's CPUID whatever KVM_SET_CPUID2 says, so features are
  * hidden on the command line:
- *   noxsave                 XSAVE/XRSTOR/XGETBV; also hides AVX, AVX2, AVX-512 and PKU,
- *                           which depend on it (the FPU then uses FXSAVE)
  *   clearcpuid=popcnt,ssse3,sse4_1,sse4_2,pclmulqdq,aes,cx16,rdtscp,rdpid,smap,
- *              fsgsbase,invpcid,pcid,rdrand,rdseed,erms,fsrm
+ *              fsgsbase,invpcid,pcid,rdrand,rdseed,erms,fsrm,xsavec,xsaves
  *                           popcnt: hweight() is patched to POPCNT; cx16: SLUB's
  *                           LOCK CMPXCHG16B; smap: STAC/CLAC around user accesses;
  *                           rdtscp: rdtsc_ordered(); pcid/invpcid: INVPCID; ssse3,
  *                           sse4_*, pclmulqdq, aes: SIMD crypto and CRC code (blake2s
  *                           runs LDMXCSR); fsgsbase, rdpid, rdrand, rdseed: precaution;
  *                           erms, fsrm: speed (memcpy/memset then use REP MOVSQ/STOSQ,
- *                           several times faster to interpret than REP MOVSB/STOSB)
- *   GLIBC_TUNABLES=glibc.cpu.hwcaps=-XSAVE,-XSAVEC,-AVX_Fast_Unaligned_Load
- *                           (an environment variable of init, inherited by every
- *                           process) guest user space runs natively there and sees the
- *                           host's AVX, AVX2, AVX-512 and XCR0, but the guest kernel,
- *                           without XSAVE, saves only the SSE state when it switches
- *                           tasks: YMM/ZMM upper halves leak from one process into
- *                           another (measured). This keeps glibc's string functions on
- *                           SSE2; code that uses AVX by itself is still exposed
+ *                           several times faster to interpret than REP MOVSB/STOSB);
+ *                           xsaves, xsavec: they touch supervisor state KVM never hands
+ *                           to user space, so they cannot be completed soundly; the
+ *                           kernel then uses XSAVE/XSAVEOPT/XRSTOR in the standard
+ *                           format, which vmm_vcpu_run completes in user space (the
+ *                           emulator fails on them too). The guest's FPU, AVX and
+ *                           AVX-512 state is then saved whole on every task switch.
  * Then what makes the boot take minutes rather than much longer, every ring-0
  * instruction being interpreted:
  *   mitigations=off         no speculation-mitigation sequences on every kernel entry

@@ -95,21 +95,19 @@ bool vmm_linux_host_is_nested(void)
 /* Each default: its key, and the value (NULL for a bare flag). Why each is there is
  * documented at vmm_linux_cmdline_nested_defaults in boot.h. */
 #define CLEARCPUID "popcnt,ssse3,sse4_1,sse4_2,pclmulqdq,aes,cx16,rdtscp,rdpid,smap,fsgsbase," \
-		   "invpcid,pcid,rdrand,rdseed,erms,fsrm"
+		   "invpcid,pcid,rdrand,rdseed,erms,fsrm,xsavec,xsaves"
 /* Linux copies the clearcpuid= value into a 128-byte buffer and silently cuts it there. */
 _Static_assert(sizeof CLEARCPUID <= 128, "clearcpuid= value longer than Linux reads");
 
 static const struct {
 	const char *key, *value;
 } nested_defaults[] = {
-	{ "noxsave", NULL },
 	{ "clearcpuid", CLEARCPUID },
 	{ "mitigations", "off" },
 	{ "cryptomgr.notests", "1" },
 	{ "initcall_blacklist", "load_system_certificate_list,trace_eval_init,init_kprobe_trace" },
 	{ "8250.nr_uarts", "1" },
 	{ "rcupdate.rcu_cpu_stall_suppress", "1" },
-	{ "GLIBC_TUNABLES", "glibc.cpu.hwcaps=-XSAVE,-XSAVEC,-AVX_Fast_Unaligned_Load" },
 };
 
 int vmm_linux_cmdline_nested_defaults(vmm_cmdline *cl)

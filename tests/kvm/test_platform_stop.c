@@ -24,27 +24,18 @@ static int teardown(void **state)
 	return kt_teardown(state);
 }
 
-/* Whether this library's vmm_vcpu_run returns pending VM stops (the run-loop check that
- * goes with lib/core/vm_event.c). Without it a stop only kicks: the tests then check what
- * the devices recorded instead. Runs every vCPU once with a stop pending (each returns
- * at once, without entering the guest), then clears the stop. */
-static bool run_honors_stop(kt_vm *t)
+/* vmm_vcpu_run returns a pending VM stop without entering the guest: runs every vCPU
+ * once with a stop pending (each must return the event at once), then clears it. */
+static void expect_pending_stop_returned(kt_vm *t)
 {
 	vmm_vm_request_stop(t->vm, VMM_SYSTEM_EVENT_RESET);
-	bool honored = true;
 	for (unsigned i = 0; i < t->nvcpus; i++) {
 		vmm_exit e;
 		kt_check(vmm_vcpu_run(t->vcpu[i], &e), "vmm_vcpu_run");
-		if (e.reason == VMM_EXIT_KICK)
-			honored = false;
-		else
-			assert_int_equal(e.reason, VMM_EXIT_SYSTEM_EVENT);
+		assert_int_equal(e.reason, VMM_EXIT_SYSTEM_EVENT);
+		assert_int_equal(e.u.system.type, VMM_SYSTEM_EVENT_RESET);
 	}
 	vmm_vm_clear_stop(t->vm);
-	if (!honored)
-		print_message("note: vmm_vcpu_run does not return VM stops yet (run.c); "
-			      "checking vmm_vm_stop_requested only\n");
-	return honored;
 }
 
 /* The exit that follows the guest's stop request must be the system event; the guest
@@ -67,18 +58,9 @@ static void test_i8042_reset(void **state)
 	kt_set_arg(t, 0, 1);
 	assert_int_equal(vmm_vm_stop_requested(t->vm), 0);
 
-	bool honored = run_honors_stop(t);
+	expect_pending_stop_returned(t);
 
 	kt_run_expect(t, 0, I8042_OK); /* status and self-test as Linux's probe sees them */
-	if (!honored) {
-		kt_run_expect(t, 0, AFTER);
-		assert_int_equal(vmm_vm_stop_requested(t->vm), VMM_SYSTEM_EVENT_RESET);
-		vmm_vm_request_stop(t->vm, VMM_SYSTEM_EVENT_SHUTDOWN);
-		assert_int_equal(vmm_vm_stop_requested(t->vm), VMM_SYSTEM_EVENT_RESET);
-		vmm_vm_clear_stop(t->vm);
-		kt_run_expect(t, 0, 0);
-		return;
-	}
 	expect_event(t, 0, VMM_SYSTEM_EVENT_RESET);
 	assert_int_equal(vmm_vm_stop_requested(t->vm), VMM_SYSTEM_EVENT_RESET);
 	/* Sticky: the machine does not run again by itself. */
@@ -119,7 +101,7 @@ static void test_acpi_poweroff_stops_every_vcpu(void **state)
 	kt_check(vmm_power_create(&power, t->vm, NULL), "vmm_power_create");
 	kt_set_arg(t, 0, 2);
 	kt_set_arg(t, 1, 3);
-	bool honored = run_honors_stop(t);
+	expect_pending_stop_returned(t);
 
 	struct seen s = { 0 };
 	kt_check(vmm_vcpu_start(t->vcpu[1], vcpu1_exit, &s), "vmm_vcpu_start");
@@ -127,10 +109,7 @@ static void test_acpi_poweroff_stops_every_vcpu(void **state)
 	usleep(50 * 1000);
 	assert_int_equal(atomic_load(&s.done), 0);
 
-	if (honored)
-		expect_event(t, 0, VMM_SYSTEM_EVENT_SHUTDOWN);
-	else
-		kt_run_expect(t, 0, AFTER);
+	expect_event(t, 0, VMM_SYSTEM_EVENT_SHUTDOWN);
 	uint64_t deadline = kt_now_ms() + 10000;
 	while (!atomic_load(&s.done) && kt_now_ms() < deadline)
 		usleep(1000);
@@ -142,9 +121,8 @@ static void test_acpi_poweroff_stops_every_vcpu(void **state)
 	assert_true(stopped);
 	assert_int_equal(result, 1);
 	assert_int_equal(s.err, 0);
-	/* Without the run-loop check the stop still kicked vCPU 1 out of the guest. */
-	assert_int_equal(s.reason, honored ? VMM_EXIT_SYSTEM_EVENT : VMM_EXIT_KICK);
-	assert_int_equal(s.type, honored ? VMM_SYSTEM_EVENT_SHUTDOWN : 0);
+	assert_int_equal(s.reason, VMM_EXIT_SYSTEM_EVENT);
+	assert_int_equal(s.type, VMM_SYSTEM_EVENT_SHUTDOWN);
 	assert_int_equal(vmm_vm_stop_requested(t->vm), VMM_SYSTEM_EVENT_SHUTDOWN);
 }
 
@@ -158,14 +136,13 @@ static void test_stop_api(void **state)
 	vmm_vm_request_stop(NULL, VMM_SYSTEM_EVENT_RESET);
 	assert_int_equal(vmm_vm_stop_requested(NULL), 0);
 	vmm_vm_clear_stop(NULL);
-	if (!run_honors_stop(t)) {
-		vmm_vm_request_stop(t->vm, VMM_SYSTEM_EVENT_SHUTDOWN);
-		vmm_vm_request_stop(t->vm, VMM_SYSTEM_EVENT_RESET);
-		assert_int_equal(vmm_vm_stop_requested(t->vm), VMM_SYSTEM_EVENT_SHUTDOWN);
-		vmm_vm_clear_stop(t->vm);
-		assert_int_equal(vmm_vm_stop_requested(t->vm), 0);
-		return;
-	}
+	expect_pending_stop_returned(t);
+	/* The first event wins until cleared. */
+	vmm_vm_request_stop(t->vm, VMM_SYSTEM_EVENT_SHUTDOWN);
+	vmm_vm_request_stop(t->vm, VMM_SYSTEM_EVENT_RESET);
+	assert_int_equal(vmm_vm_stop_requested(t->vm), VMM_SYSTEM_EVENT_SHUTDOWN);
+	vmm_vm_clear_stop(t->vm);
+	assert_int_equal(vmm_vm_stop_requested(t->vm), 0);
 	/* Requested while no vCPU runs: the next run returns it without entering the
 	 * guest (the vCPU's RIP points at no code here). */
 	vmm_vm_request_stop(t->vm, VMM_SYSTEM_EVENT_SHUTDOWN);

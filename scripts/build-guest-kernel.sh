@@ -9,7 +9,10 @@
 # (merge_config.sh -n: everything not in the fragment is off), build bzImage and vmlinux.
 # Results in OUTDIR/microvm/: bzImage, vmlinux (with the PVH entry note), System.map,
 # config. Idempotent: each step is skipped when its inputs did not change (a stamp file
-# holds the checksum of the inputs of that step). Nothing is written into the repo.
+# holds the checksum of the inputs of that step: the source tarball's name, size and
+# date and the patches for the unpacked tree; those plus the config fragment for the
+# configuration and the results), so a cached OUTDIR from an older checkout is brought
+# up to date, not trusted. Nothing is written into the repo.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -44,7 +47,12 @@ mkdir -p "$kdir" "$out/microvm"
 shopt -s nullglob
 patches=("$patchdir"/*.patch)
 shopt -u nullglob
-src_key=$( { stat -c '%n %s %Y' "$tarball"; [ ${#patches[@]} -eq 0 ] || sha256sum "${patches[@]}"; } | sha256sum | cut -d' ' -f1)
+# Keys hold contents and names, never the clone's path: a cache directory shared by
+# clones in different places (CI) must stay valid for all of them.
+src_key=$( {
+	stat -c '%n %s %Y' "$tarball"
+	for p in "${patches[@]}"; do echo "$(basename "$p") $(sha256sum < "$p")"; done
+} | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$kdir/src.stamp" 2>/dev/null)" != "$src_key" ]; then
 	log "unpacking $tarball"
 	rm -rf "$src" "$kdir/src.stamp" "$kdir/config.stamp"
@@ -60,7 +68,7 @@ fi
 # ---- configuration --------------------------------------------------------------------
 make_k=(make -C "$src" ARCH=x86_64 KBUILD_BUILD_USER=libvmm KBUILD_BUILD_HOST=libvmm
 	KBUILD_BUILD_TIMESTAMP="$(date -u -d "@$(stat -c %Y "$tarball")")")
-cfg_key=$( { echo "$src_key"; sha256sum "$fragment"; } | sha256sum | cut -d' ' -f1)
+cfg_key=$( { echo "$src_key"; sha256sum < "$fragment"; } | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$kdir/config.stamp" 2>/dev/null)" != "$cfg_key" ] || [ ! -f "$src/.config" ]; then
 	log "configuring (allnoconfig + $(basename "$fragment"))"
 	rm -f "$kdir/config.stamp"
@@ -79,19 +87,27 @@ fi
 
 # ---- build ----------------------------------------------------------------------------
 # make is incremental on its own, but even a no-op run of Kbuild takes a while: skip it
-# when the results are newer than the configuration and the source stamp.
-bz=$src/arch/x86/boot/bzImage
-if [ -f "$bz" ] && [ -f "$src/vmlinux" ] && [ "$bz" -nt "$kdir/config.stamp" ] &&
-	[ "$src/vmlinux" -nt "$kdir/config.stamp" ] && [ "$out/microvm/bzImage" -nt "$kdir/config.stamp" ]; then
+# when OUTDIR/microvm/stamp says that the results there were copied from a build of this
+# very configuration (the stamp is written last, after every copy, and removed before a
+# build starts: an interrupted build or copy leaves no stamp and is redone).
+results=(bzImage vmlinux System.map config)
+have_all=1
+for f in "${results[@]}"; do [ -s "$out/microvm/$f" ] || have_all=0; done
+if [ "$have_all" = 1 ] && [ "$(cat "$out/microvm/stamp" 2>/dev/null)" = "$cfg_key" ]; then
 	log "up to date: $out/microvm"
 	exit 0
 fi
+rm -f "$out/microvm/stamp"
 log "building bzImage and vmlinux with -j$jobs"
 start=$(date +%s)
 "${make_k[@]}" -s -j"$jobs" bzImage vmlinux
 log "kernel built in $(( $(date +%s) - start )) s"
-cp "$bz" "$out/microvm/bzImage"
-cp "$src/vmlinux" "$out/microvm/vmlinux"
-cp "$src/System.map" "$out/microvm/System.map"
-cp "$src/.config" "$out/microvm/config"
+# Each result replaced atomically (copy, then rename): a test of another build tree that
+# shares OUTDIR may be reading the previous one.
+install_result() { cp "$1" "$out/microvm/$2.tmp" && mv -f "$out/microvm/$2.tmp" "$out/microvm/$2"; }
+install_result "$src/arch/x86/boot/bzImage" bzImage
+install_result "$src/vmlinux" vmlinux
+install_result "$src/System.map" System.map
+install_result "$src/.config" config
+echo "$cfg_key" > "$out/microvm/stamp"
 ls -l "$out/microvm" >&2

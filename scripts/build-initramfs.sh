@@ -95,8 +95,12 @@ cloud_list() {
 make_cpio() {
 	local dst=$1 list key
 	list=$(cat)
-	# The key covers the list and the content of every file it names.
-	key=$( { echo "$list"; echo "$list" | awk '$1 == "file" { print $3 }' | xargs sha256sum; } | sha256sum | cut -d' ' -f1)
+	# The key covers the list and the content of every file it names, not where those
+	# files are (the clone's path): the source column is left out of the list's part.
+	key=$( {
+		echo "$list" | awk '$1 == "file" { $3 = "" } { print }'
+		echo "$list" | awk '$1 == "file" { print $3 }' | xargs sha256sum | cut -d' ' -f1
+	} | sha256sum | cut -d' ' -f1)
 	if [ -f "$dst" ] && [ "$(cat "$dst.stamp" 2>/dev/null)" = "$key" ]; then
 		log "up to date: $dst"
 		return

@@ -22,10 +22,13 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 out=$(mkdir -p "${1:-$repo/build/guest}" && cd "${1:-$repo/build/guest}" && pwd)
 img=$out/rootfs.ext4
 log() { printf '[build-rootfs] %s\n' "$*" >&2; }
+# mke2fs is in /sbin, not on a normal user's PATH on Debian.
+PATH=$PATH:/usr/sbin:/sbin
 command -v mke2fs > /dev/null || { log "mke2fs missing (apt-get install e2fsprogs)"; exit 1; }
 
-# The key covers this script (the recipe) and the mke2fs version.
-key=$( { sha256sum < "$0"; mke2fs -V 2>&1 | head -n1; } | sha256sum | cut -d' ' -f1)
+# The key covers this script (the recipe) and the mke2fs version. (sed reads to the end:
+# with `head -n1` mke2fs could die of SIGPIPE, which pipefail turns into a failure.)
+key=$( { sha256sum < "$0"; mke2fs -V 2>&1 | sed -n 1p; } | sha256sum | cut -d' ' -f1)
 if [ -f "$img" ] && [ "$(cat "$img.stamp" 2>/dev/null)" = "$key $(sha256sum < "$img" | cut -d' ' -f1)" ]; then
 	log "up to date: $img"
 	exit 0

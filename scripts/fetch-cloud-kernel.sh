@@ -29,11 +29,13 @@ wanted=(virtio_mmio virtio_blk virtio_net virtio_console virtio-rng virtio_ballo
 if [ "${LIBVMM_NO_APT:-0}" != 1 ] && ! command -v modinfo > /dev/null; then
 	sudo=""
 	[ "$(id -u)" -eq 0 ] || sudo="sudo"
+	$sudo apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq kmod >&2
 fi
 command -v modinfo > /dev/null || { log "modinfo missing (apt-get install kmod)"; exit 1; }
 
-pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '$1 == "Depends:" && $2 ~ /^linux-image-/ { print $2; exit }')
+# awk reads all its input: exiting early could kill apt-cache with SIGPIPE (pipefail).
+pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '!found && $1 == "Depends:" && $2 ~ /^linux-image-/ { print $2; found = 1 }')
 [ -n "$pkg" ] || { log "cannot resolve linux-image-cloud-amd64 (apt-get update?)"; exit 1; }
 ver=$(apt-cache policy "$pkg" | awk '$1 == "Candidate:" { print $2 }')
 key="$pkg $ver"
@@ -64,7 +66,7 @@ moddir=$tmp/root/lib/modules/$kver
 declare -A done_mod=()
 order=()
 # modinfo and the depends field use '_' and '-' interchangeably in names.
-find_ko() { find "$moddir" -name "$1.ko" -o -name "${1//-/_}.ko" -o -name "${1//_/-}.ko" | head -n1; }
+find_ko() { find "$moddir" \( -name "$1.ko" -o -name "${1//-/_}.ko" -o -name "${1//_/-}.ko" \) -print -quit; }
 add_module() {
 	local name=$1 ko dep
 	[ -z "${done_mod[$name]:-}" ] || return 0

@@ -4,7 +4,12 @@
 #   2. the same under ASan+UBSan (LeakSanitizer included)
 #   3. clang build with -Werror, every test
 #   4. valgrind --leak-check=full on the KVM lifecycle tests
-#   5. each fuzz target for FUZZ_SECONDS (default 30) under libFuzzer + ASan/UBSan
+#   5. each fuzz target for FUZZ_SECONDS (default 30) under libFuzzer + ASan/UBSan, and
+#      the fuzz-in-a-VM demo (guided by the guest's coverage it finds a planted bug that
+#      blind fuzzing misses with the same budget)
+#   6. the Python and Rust bindings' test suites, against the gcc build
+#   7. the Linux boot tests (scripts/test-linux.sh): builds the minimal guest kernel once
+#      into GUEST_OUT (default ~/.cache/libvmm/guest, kept between runs) and boots it
 # KVM tests must run: a missing /dev/kvm is a failure here, never a skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,5 +54,14 @@ done
 echo "== fuzzing, ${fuzz_seconds}s per target"
 CC=clang CXX=clang++ build "$out/fuzz" -DLIBVMM_SANITIZE=ON -DLIBVMM_BUILD_TESTS=OFF -DLIBVMM_BUILD_EXAMPLES=OFF -DLIBVMM_BUILD_BENCH=OFF
 scripts/run-fuzz.sh "$out/fuzz" "$fuzz_seconds"
+scripts/fuzz-in-vm-demo.sh "$out/fuzz"
+
+echo "== Python bindings"
+bindings/python/test.sh "$out/gcc"
+echo "== Rust bindings"
+bindings/rust/test.sh "$out/gcc"
+
+echo "== Linux boot tests"
+BUILD_ROOT=$out JOBS=$jobs bash scripts/test-linux.sh
 
 echo "== all checks passed"

@@ -17,6 +17,7 @@ c_consts! {
     pub const VMM_SNAPSHOT_SAVE_MEM_IN_PLACE: u32 = 1 << 0;
     pub const VMM_SNAPSHOT_SAVE_SYNC: u32 = 1 << 1;
     pub const VMM_SNAPSHOT_RESTORE_ANY_TSC_KHZ: u32 = 1 << 0;
+    pub const VMM_SNAPSHOT_RESET_MEMORY_ONLY: u32 = 1 << 0;
 
     pub const VMM_SANDBOX_MAX_ARGS: u32 = 6;
     pub const VMM_SANDBOX_MAX_BUFS: u32 = 8;

@@ -9,8 +9,8 @@
  *
  * The host does not take the guest's word for it: every exit brings the registers,
  * special registers and pending events along in the run page (KVM's sync regs, no extra
- * ioctl), and a call's DONE exit must match init's DONE exit (the snapshot's) in all of
- * them: RIP (the loop's OUT, so the next call enters through the FPU reset), RSP, every
+ * ioctl), and the vCPU state at a call's DONE exit must match the state at init's DONE
+ * exit, which is the snapshot's, in all of them: RIP (the loop's OUT, so the next call enters through the FPU reset), RSP, every
  * general register, RFLAGS, segments, control registers (CR2 included: a page fault
  * would have ended the call anyway), EFER, the descriptor tables, and no pending
  * exception, interrupt or NMI. Anything else, any error, a guest at CPL 0 (its runtime

@@ -141,18 +141,13 @@ static int load_msrs(vmm_vcpu *vc, const struct snap_vcpu *v)
 	return 0;
 }
 
-int snap_load_vcpu(vmm_vcpu *vc, const struct snap_vcpu *v)
+/* What follows the registers in both load paths: FPU/XSAVE, LAPIC, MSRs, MP state, the
+ * pending events unless the caller loaded them already (sync_load), debug registers,
+ * and the library's own per-vCPU facts. */
+static int load_rest(vmm_vcpu *vc, const struct snap_vcpu *v, bool events)
 {
 	int r;
 	const char *what;
-	if ((r = vmm_kvm_set_sregs(vc->fd, &v->sregs)) < 0) {
-		what = "KVM_SET_SREGS (invalid control registers or segments?)";
-		goto fail;
-	}
-	if ((r = vmm_kvm_set_regs(vc->fd, &v->regs)) < 0) {
-		what = "KVM_SET_REGS";
-		goto fail;
-	}
 	if ((r = load_fpu(vc, v)))
 		return r;
 	if ((v->have & SNAP_HAVE_LAPIC) && (r = vmm_kvm_set_lapic(vc->fd, &v->lapic)) < 0) {
@@ -166,7 +161,7 @@ int snap_load_vcpu(vmm_vcpu *vc, const struct snap_vcpu *v)
 		what = "KVM_SET_MP_STATE";
 		goto fail;
 	}
-	if ((r = vmm_kvm_set_vcpu_events(vc->fd, &v->set_events)) < 0) {
+	if (events && (r = vmm_kvm_set_vcpu_events(vc->fd, &v->set_events)) < 0) {
 		what = "KVM_SET_VCPU_EVENTS";
 		goto fail;
 	}
@@ -179,6 +174,17 @@ int snap_load_vcpu(vmm_vcpu *vc, const struct snap_vcpu *v)
 	return 0;
 fail:
 	return vmm_err(r, "snapshot: vCPU %u: %s failed", v->id, what);
+}
+
+int snap_load_vcpu(vmm_vcpu *vc, const struct snap_vcpu *v)
+{
+	int r;
+	if ((r = vmm_kvm_set_sregs(vc->fd, &v->sregs)) < 0)
+		return vmm_err(r, "snapshot: vCPU %u: KVM_SET_SREGS failed (invalid control registers or segments?)",
+			       v->id);
+	if ((r = vmm_kvm_set_regs(vc->fd, &v->regs)) < 0)
+		return vmm_err(r, "snapshot: vCPU %u: KVM_SET_REGS failed", v->id);
+	return load_rest(vc, v, true);
 }
 
 /* The sync-regs fields a reset loads through KVM_RUN. */
@@ -229,29 +235,7 @@ int snap_reset_vcpu(vmm_vcpu *vc, const struct snap_vcpu *v, bool sync)
 	int r = sync_load(vc, v);
 	if (r == 1)
 		return snap_load_vcpu(vc, v);
-	if (r || (r = load_fpu(vc, v)))
-		return r;
-	const char *what;
-	if ((v->have & SNAP_HAVE_LAPIC) && (r = vmm_kvm_set_lapic(vc->fd, &v->lapic)) < 0) {
-		what = "KVM_SET_LAPIC";
-		goto fail;
-	}
-	if ((r = load_msrs(vc, v)))
-		return r;
-	struct kvm_mp_state mp = { .mp_state = v->mp_state };
-	if ((r = vmm_kvm_set_mp_state(vc->fd, &mp)) < 0) {
-		what = "KVM_SET_MP_STATE";
-		goto fail;
-	}
-	if ((r = vmm_kvm_set_debugregs(vc->fd, &v->debugregs)) < 0) {
-		what = "KVM_SET_DEBUGREGS";
-		goto fail;
-	}
-	vc->has_idt = v->lib_flags & SNAP_VCPU_HAS_IDT;
-	vc->idt_gpa = v->idt_gpa;
-	return 0;
-fail:
-	return vmm_err(r, "snapshot: vCPU %u: %s failed", v->id, what);
+	return r ? r : load_rest(vc, v, false);
 }
 
 int snap_load_vm(vmm_vm *vm, const struct snap_desc *d)

@@ -33,6 +33,8 @@ static inline bool vmm_add_overflows(uint64_t a, uint64_t b, uint64_t *sum)
 /* ---- objects owned by a VM ---- */
 VMM_HIDDEN int vmm_mem_create_for_vm(vmm_mem **out, int vm_fd, uint32_t max_slots);
 VMM_HIDDEN void vmm_mem_free(vmm_mem *mem);
+/* VMM_VM_DONTFORK: regions added from now on are madvise(MADV_DONTFORK). */
+VMM_HIDDEN void vmm_mem_set_dontfork(vmm_mem *mem, bool on);
 VMM_HIDDEN int vmm_bus_create_for_vm(vmm_bus **out, int vm_fd);
 VMM_HIDDEN void vmm_bus_free(vmm_bus *bus);
 

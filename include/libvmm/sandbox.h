@@ -111,7 +111,8 @@ typedef struct vmm_sandbox_opts {
 	size_t nr_host_funcs;
 	vmm_sandbox_output_fn output; /* NULL: the guest's output is dropped */
 	void *output_ctx;
-	/* Host-side VM options: kvm_path and kick_signal are used; NULL = defaults. */
+	/* Host-side VM options: kvm_path, kick_signal and the VMM_VM_DONTFORK flag are
+	 * used; NULL = defaults. */
 	const vmm_vm_opts *vm_opts;
 } vmm_sandbox_opts;
 

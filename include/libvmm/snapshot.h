@@ -143,9 +143,10 @@ typedef struct vmm_snapshot_restore_opts {
 	const int *region_fds;
 	size_t nr_region_fds;
 	vmm_snapshot_mem_mode mem_mode; /* default VMM_SNAPSHOT_MEM_EAGER */
-	/* Host-side VM options: kvm_path, kick_signal and dirty_ring_entries are taken from
-	 * here (NULL = defaults). The guest-visible composition (irqchip, flags, exit and
-	 * fault ports) always comes from the snapshot; these fields are ignored. */
+	/* Host-side VM options: kvm_path, kick_signal, dirty_ring_entries and the
+	 * VMM_VM_DONTFORK flag are taken from here (NULL = defaults). The guest-visible
+	 * composition (irqchip, other flags, exit and fault ports) always comes from the
+	 * snapshot; those fields are ignored. */
 	const vmm_vm_opts *vm_opts;
 } vmm_snapshot_restore_opts;
 
@@ -249,8 +250,8 @@ VMM_API int vmm_snapshot_write(const vmm_snapshot *snap, const vmm_snapshot_save
  * to the snapshot for vmm_snapshot_reset. The VM holds a reference on `snap` until
  * vmm_vm_destroy. Its bus is empty: register devices (and load their states, see
  * vmm_snapshot_device_state) before running it. Cost does not grow with guest size.
- * host_opts: kvm_path, kick_signal and dirty_ring_entries are used (NULL = defaults),
- * the rest comes from the snapshot. Returns 0 and *out, or -EINVAL, -ENOTSUP, -ENOMEM,
+ * host_opts: kvm_path, kick_signal, dirty_ring_entries and VMM_VM_DONTFORK are used
+ * (NULL = defaults), the rest comes from the snapshot. Returns 0 and *out, or -EINVAL, -ENOTSUP, -ENOMEM,
  * or the errno of the failed KVM call (nothing left behind). Thread: any. */
 VMM_API int vmm_snapshot_clone(vmm_snapshot *snap, const vmm_vm_opts *host_opts, vmm_vm **out);
 

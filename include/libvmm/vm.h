@@ -32,6 +32,14 @@ typedef enum vmm_irqchip_mode {
 #define VMM_VM_EXIT_ON_UNHANDLED_IO (1u << 1) /* vmm_vcpu_run returns VMM_EXIT_IO for port or
                                                * MMIO accesses no device claims, instead of
                                                * reading all-ones and dropping writes */
+/* Host-side: fork() children of the application do not inherit this VM's guest RAM
+ * (madvise(MADV_DONTFORK) on every region the VM maps, including those of restore and
+ * clone, and on the caller's own mapping for VMM_MEM_HOST regions). Without it a
+ * fork() copies the page tables of all guest RAM and, for copy-on-write clones, makes
+ * every later guest write fault. Set it when the application forks (or spawns with
+ * fork + exec) while VMs exist; the child must then not touch guest memory. Not part
+ * of a snapshot: restore and clone take it from their host options. */
+#define VMM_VM_DONTFORK (1u << 2)
 
 typedef struct vmm_vm_opts {
 	uint32_t size;            /* sizeof(vmm_vm_opts); set by VMM_VM_OPTS_INIT */

@@ -193,7 +193,7 @@ int vmm_vm_create(vmm_vm **out, const vmm_vm_opts *opts)
 	vmm_vm_opts o = VMM_VM_OPTS_INIT;
 	if (opts && vmm_opts_copy(&o, sizeof o, opts))
 		return vmm_err(-EINVAL, "vmm_vm_create: opts->size is too small");
-	if (o.flags & ~(uint32_t)(VMM_VM_NO_PIT | VMM_VM_EXIT_ON_UNHANDLED_IO))
+	if (o.flags & ~(uint32_t)(VMM_VM_NO_PIT | VMM_VM_EXIT_ON_UNHANDLED_IO | VMM_VM_DONTFORK))
 		return vmm_err(-EINVAL, "vmm_vm_create: unknown flags %#x", o.flags);
 	int sig = o.kick_signal ? o.kick_signal : SIGRTMAX - 1;
 	if (sig < 1 || sig > SIGRTMAX || sig == SIGKILL || sig == SIGSTOP)
@@ -236,6 +236,7 @@ int vmm_vm_create(vmm_vm **out, const vmm_vm_opts *opts)
 	int slots = vmm_kvm_check_extension(vm->vm_fd, KVM_CAP_NR_MEMSLOTS);
 	if ((r = vmm_mem_create_for_vm(&vm->mem, vm->vm_fd, slots > 0 ? (uint32_t)slots : 32)))
 		goto fail;
+	vmm_mem_set_dontfork(vm->mem, o.flags & VMM_VM_DONTFORK);
 	if ((r = vmm_bus_create_for_vm(&vm->bus, vm->vm_fd)))
 		goto fail;
 	if (o.dirty_ring_entries && (r = setup_dirty_ring(vm, o.dirty_ring_entries)))

@@ -1,7 +1,9 @@
 /* The memory map: creation, the sorted region array, slot numbers and KVM slots. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "../kvm/kvm.h"
 #include "mem_internal.h"
@@ -45,6 +47,11 @@ int vmm_mem_create_for_vm(vmm_mem **out, int vm_fd, uint32_t max_slots)
 	if (max_slots > UINT16_MAX)
 		max_slots = UINT16_MAX;
 	return mem_new(out, vm_fd, max_slots);
+}
+
+void vmm_mem_set_dontfork(vmm_mem *mem, bool on)
+{
+	mem->dontfork = on;
 }
 
 static void region_release(struct mem_region *r)
@@ -248,6 +255,10 @@ int vmm_mem_add_region(vmm_mem *mem, const vmm_mem_region_opts *opts)
 	}
 	if ((rc = vmm_mem_backing_map(&r, &o, desc)))
 		goto fail_bitmaps;
+	if (mem->dontfork && madvise(r.host, (size_t)o.len, MADV_DONTFORK) < 0) {
+		rc = vmm_err(-errno, "%s: madvise(MADV_DONTFORK) failed: %s", desc, strerror(errno));
+		goto fail_map;
+	}
 	if (mem->vm_fd >= 0) {
 		bool log = atomic_load(&mem->dirty_on) && !(r.flags & VMM_MEM_READONLY);
 		if ((rc = vmm_mem_kvm_register(mem, &r, log)))

@@ -70,6 +70,7 @@ struct vmm_mem {
 	 * bitmaps before a collect; KVM_GET_DIRTY_LOG is not used then. */
 	vmm_mem_ring_harvest_fn ring_harvest;
 	void *ring_ctx;
+	bool dontfork; /* VMM_VM_DONTFORK: every region is madvise(MADV_DONTFORK) */
 };
 
 /* Index of the region containing gpa, or -1. Binary search. */

@@ -94,6 +94,7 @@ int sbx_setup_vm(vmm_sandbox *sb, const vmm_vm_opts *host)
 			return vmm_err(-EINVAL, "sandbox: vm_opts->size is too small");
 		vo.kvm_path = h.kvm_path;
 		vo.kick_signal = h.kick_signal;
+		vo.flags |= h.flags & VMM_VM_DONTFORK;
 	}
 	int r = create_vm(sb, &vo);
 	if (r)

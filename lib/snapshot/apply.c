@@ -304,7 +304,7 @@ int snap_new_vm(const struct snap_desc *d, const vmm_vm_opts *host, vmm_vm **out
 	if (host && vmm_opts_copy(&vo, sizeof vo, host))
 		return vmm_err(-EINVAL, "snapshot: vm_opts->size is too small");
 	vo.irqchip = (vmm_irqchip_mode)d->irqchip;
-	vo.flags = d->vm_flags;
+	vo.flags = d->vm_flags | (vo.flags & VMM_VM_DONTFORK); /* the host's own choice */
 	vo.exit_port = d->exit_port;
 	vo.fault_port = d->fault_port;
 	return vmm_vm_create(out, &vo);

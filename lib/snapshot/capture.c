@@ -299,7 +299,7 @@ static int read_vm_devices(vmm_vm *vm, struct snap_desc *d)
 static int capture_locked(vmm_vm *vm, uint32_t mem_source, struct snap_desc *d)
 {
 	d->irqchip = (uint32_t)vm->irqchip;
-	d->vm_flags = vm->flags;
+	d->vm_flags = vm->flags & ~(uint32_t)VMM_VM_DONTFORK; /* host-side, not the guest's */
 	d->exit_port = vm->exit_port;
 	d->fault_port = vm->fault_port;
 	int r = read_memmap(vm, mem_source, d);

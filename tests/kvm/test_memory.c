@@ -229,6 +229,41 @@ static void test_regions(void **state)
 	assert_int_equal(vmm_mem_read(t->mem, DIRTY, &b, 1), -EFAULT);
 }
 
+/* VMM_VM_DONTFORK: a fork() child finds none of the VM's guest RAM mapped (memfd RAM,
+ * a region of its own, and the caller's mapping behind a VMM_MEM_HOST region), where
+ * without the flag it sees the same bytes; either way the guest in the parent goes on
+ * reading what the host wrote and writing what the host reads. */
+static void test_dontfork(void **state)
+{
+	for (int on = 0; on < 2; on++) {
+		kt_vm *t = setup(state, VMM_VM_EXIT_ON_UNHANDLED_IO | (on ? VMM_VM_DONTFORK : 0));
+		static uint32_t in[WORDS];
+		uint32_t sum = 0;
+		for (uint32_t i = 0; i < WORDS; i++) {
+			in[i] = i * 7919u + (uint32_t)on;
+			sum += in[i];
+		}
+		kt_write(t, IN, in, sizeof in);
+		kt_write(t, DIRTY, "dirty", 5);
+		static const uint64_t gpas[] = { IN, DIRTY, RO };
+		for (unsigned i = 0; i < 3; i++) {
+			void *host;
+			kt_check(vmm_mem_translate(t->mem, gpas[i], 8, false, &host), "translate");
+			uint8_t now[8];
+			kt_read(t, gpas[i], now, sizeof now);
+			enum kt_fork_view v = kt_fork_view(host, now, sizeof now);
+			if (v != (on ? KT_FORK_UNMAPPED : KT_FORK_SAME))
+				fail_msg("DONTFORK %d: gpa %#" PRIx64 ": the child's view is %d", on, gpas[i], (int)v);
+		}
+		kt_run_expect(t, 0, sum);
+		kt_run_expect(t, 0, 2);
+		uint32_t out[4];
+		kt_read(t, OUT, out, sizeof out);
+		for (uint32_t i = 0; i < 4; i++)
+			assert_int_equal(out[i], i * 2654435761u ^ 0x5a5a5a5au);
+	}
+}
+
 int main(void)
 {
 	kvm_test_require();
@@ -236,6 +271,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_memory, mem_teardown),
 		cmocka_unit_test_teardown(test_readonly_dropped, mem_teardown),
 		cmocka_unit_test_teardown(test_regions, mem_teardown),
+		cmocka_unit_test_teardown(test_dontfork, mem_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

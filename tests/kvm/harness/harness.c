@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -326,4 +328,24 @@ void kt_run_expect(kt_vm *t, unsigned cpu, uint64_t code)
 	fail_msg("vCPU %u: expected GUEST code %#" PRIx64 ", got r=%d (%s), %s; last error: %s; "
 		 "console: \"%s\"", cpu, code, r, vmm_strerror(r), kt_exit_str(&e, ebuf, sizeof ebuf),
 		 vmm_last_error(), kt_console(t, cbuf, sizeof cbuf));
+}
+
+enum kt_fork_view kt_fork_view(const void *host, const void *expect, size_t len)
+{
+	fflush(NULL); /* no buffered output printed twice */
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* msync fails with ENOMEM on an address nothing maps, without touching it. */
+		void *page = (void *)((uintptr_t)host & ~(uintptr_t)4095);
+		if (msync(page, 4096, MS_ASYNC) < 0)
+			_exit(errno == ENOMEM ? KT_FORK_UNMAPPED : 1);
+		_exit(memcmp(host, expect, len) == 0 ? KT_FORK_SAME : KT_FORK_DIFFERENT);
+	}
+	int status;
+	while (waitpid(pid, &status, 0) < 0)
+		assert_int_equal(errno, EINTR);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) < KT_FORK_UNMAPPED)
+		fail_msg("fork child: status %#x", status);
+	return (enum kt_fork_view)WEXITSTATUS(status);
 }

@@ -108,4 +108,13 @@ void kt_console_clear(kt_vm *t);
 /* A monotonic clock in milliseconds. */
 uint64_t kt_now_ms(void);
 
+/* What a fork() child of this process finds at host address `host`: */
+enum kt_fork_view {
+	KT_FORK_UNMAPPED = 10, /* nothing mapped there (VMM_VM_DONTFORK) */
+	KT_FORK_SAME = 11,     /* mapped, and the first `len` bytes equal `expect` */
+	KT_FORK_DIFFERENT = 12,
+};
+/* Forks, lets the child look, waits for it; fails the test if the child dies. */
+enum kt_fork_view kt_fork_view(const void *host, const void *expect, size_t len);
+
 #endif

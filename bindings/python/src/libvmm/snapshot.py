@@ -85,7 +85,7 @@ def _restore_opts(state, mem, mode, region_fds, any_tsc_khz, keep):
 
 
 def restore(state, mem=None, *, mode=MemMode.EAGER, region_fds=None, any_tsc_khz=False,
-            kvm_path=None, kick_signal=0, dirty_ring_entries=0):
+            kvm_path=None, kick_signal=0, dirty_ring_entries=0, dontfork=False):
     """A new VM from a snapshot: `state` is a path, an fd, or the state file's bytes;
     `mem` the memory file (path or fd), or region_fds for an in-place snapshot. `mode`:
     MemMode.EAGER (copy into fresh memory), LAZY (copy-on-write mapping of `mem`),
@@ -96,16 +96,18 @@ def restore(state, mem=None, *, mode=MemMode.EAGER, region_fds=None, any_tsc_khz
         mode = MemMode[mode.upper()]
     keep = []
     o = _restore_opts(state, mem, mode, region_fds, any_tsc_khz, keep)
-    vo = S.vmm_vm_opts.new(kvm_path=os.fsencode(kvm_path) if kvm_path else None,
-                           kick_signal=kick_signal, dirty_ring_entries=dirty_ring_entries)
+    vo = _host_opts(kvm_path, kick_signal, dirty_ring_entries, dontfork)
     o.vm_opts = ctypes.pointer(vo)
     h = ctypes.c_void_p()
     check(_lib.lib().vmm_snapshot_restore(ctypes.byref(h), ctypes.byref(o)), "vmm_snapshot_restore")
     return VM(_handle=h.value)
 
 
-def _host_opts(kvm_path, kick_signal, dirty_ring_entries):
-    return S.vmm_vm_opts.new(kvm_path=os.fsencode(kvm_path) if kvm_path else None,
+def _host_opts(kvm_path, kick_signal, dirty_ring_entries, dontfork):
+    """Host-side VM options of restore and clone (dontfork: VMM_VM_DONTFORK)."""
+    from .vm import DONTFORK
+    return S.vmm_vm_opts.new(flags=DONTFORK if dontfork else 0,
+                             kvm_path=os.fsencode(kvm_path) if kvm_path else None,
                              kick_signal=kick_signal, dirty_ring_entries=dirty_ring_entries)
 
 
@@ -173,10 +175,10 @@ class Snapshot:
         o = S.vmm_snapshot_save_opts.new(state_path=sp, state_fd=sfd, mem_path=mp, mem_fd=mfd)
         check(_lib.lib().vmm_snapshot_write(self._h(), ctypes.byref(o)), "vmm_snapshot_write")
 
-    def clone(self, *, kvm_path=None, kick_signal=0, dirty_ring_entries=0):
+    def clone(self, *, kvm_path=None, kick_signal=0, dirty_ring_entries=0, dontfork=False):
         """A new VM from the snapshot, with its vCPUs and an empty bus, bound for reset()."""
         from .vm import VM
-        vo = _host_opts(kvm_path, kick_signal, dirty_ring_entries)
+        vo = _host_opts(kvm_path, kick_signal, dirty_ring_entries, dontfork)
         h = ctypes.c_void_p()
         check(_lib.lib().vmm_snapshot_clone(self._h(), ctypes.byref(vo), ctypes.byref(h)),
               "vmm_snapshot_clone")

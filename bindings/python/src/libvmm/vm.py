@@ -39,6 +39,7 @@ class Irqchip(enum.IntEnum):
 
 NO_PIT = 1 << 0
 EXIT_ON_UNHANDLED_IO = 1 << 1
+DONTFORK = 1 << 2
 
 
 class Loop:
@@ -107,7 +108,7 @@ class VM:
     """
 
     def __init__(self, *, irqchip=Irqchip.KERNEL, no_pit=False, exit_on_unhandled_io=False,
-                 exit_port=0, fault_port=0, kick_signal=0, dirty_ring_entries=0,
+                 dontfork=False, exit_port=0, fault_port=0, kick_signal=0, dirty_ring_entries=0,
                  kvm_path=None, _handle=None):
         self._handle = None
         self._pending = _callback.Pending()
@@ -120,7 +121,8 @@ class VM:
         if _handle is None:
             if isinstance(irqchip, str):
                 irqchip = Irqchip[irqchip.upper()]
-            flags = (NO_PIT if no_pit else 0) | (EXIT_ON_UNHANDLED_IO if exit_on_unhandled_io else 0)
+            flags = ((NO_PIT if no_pit else 0) | (EXIT_ON_UNHANDLED_IO if exit_on_unhandled_io else 0)
+                     | (DONTFORK if dontfork else 0))
             o = S.vmm_vm_opts.new(flags=flags, irqchip=int(irqchip),
                                   kvm_path=os.fsencode(kvm_path) if kvm_path else None,
                                   exit_port=exit_port, fault_port=fault_port,

@@ -24,6 +24,7 @@ c_consts! {
     pub const VMM_VM_NO_PIT: u32 = 1 << 0;
     /// vmm_vm_opts.flags: vmm_vcpu_run returns VMM_EXIT_IO for unclaimed accesses.
     pub const VMM_VM_EXIT_ON_UNHANDLED_IO: u32 = 1 << 1;
+    pub const VMM_VM_DONTFORK: u32 = 1 << 2;
     pub const VMM_SYSTEM_EVENT_SHUTDOWN: u32 = 1;
     pub const VMM_SYSTEM_EVENT_RESET: u32 = 2;
 }

@@ -37,6 +37,9 @@ pub struct VmOptions {
     /// VMM_VM_EXIT_ON_UNHANDLED_IO: unclaimed port/MMIO accesses end `Vcpu::run` with
     /// `Exit::Io` instead of reading all-ones.
     pub exit_on_unhandled_io: bool,
+    /// VMM_VM_DONTFORK: `fork()` children do not inherit guest RAM (host-side; restore
+    /// and clone take it from their host options).
+    pub dontfork: bool,
     /// Default "/dev/kvm".
     pub kvm_path: Option<PathBuf>,
     /// 0 = the default exit port 0xf4.
@@ -67,6 +70,9 @@ impl VmOptions {
         }
         if self.exit_on_unhandled_io {
             o.flags |= sys::VMM_VM_EXIT_ON_UNHANDLED_IO;
+        }
+        if self.dontfork {
+            o.flags |= sys::VMM_VM_DONTFORK;
         }
         o.kvm_path = kvm_path.as_ref().map(|c| c.as_ptr()).unwrap_or(std::ptr::null());
         o.exit_port = self.exit_port;

@@ -5,6 +5,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -59,8 +60,13 @@ static void test_hello_example_program(void **state)
 #define HELLO_PROG GUEST_DIR "/../../examples/hello"
 	const char *prog = HELLO_PROG;
 	if (access(prog, X_OK) != 0) {
-		print_message("example not built (%s); checked the guest only\n", prog);
-		return;
+		/* CI (LIBVMM_REQUIRE_KVM=1) builds the examples: missing there is a defect.
+		 * Elsewhere (-DLIBVMM_BUILD_EXAMPLES=OFF) say so with a skip, never a pass. */
+		const char *req = getenv("LIBVMM_REQUIRE_KVM");
+		if (req && strcmp(req, "1") == 0)
+			fail_msg("example not built (%s), and LIBVMM_REQUIRE_KVM=1", prog);
+		print_message("example not built (%s): only the guest was checked\n", prog);
+		skip();
 	}
 	FILE *p = popen(HELLO_PROG " 2>&1", "r");
 	assert_non_null(p);

@@ -158,23 +158,182 @@ static void test_thp(void **state)
 	vmm_mem_destroy(mem);
 }
 
-/* hugetlb pages are usually not reserved on test machines (nr_hugepages = 0): then the
- * add must fail cleanly with -ENOMEM at mmap time, never later with SIGBUS. */
-static void test_hugetlb(void **state)
+/* hugetlb. Test machines usually reserve no huge pages (nr_hugepages = 0): then an add
+ * must fail cleanly with -ENOMEM at mmap time, never later with SIGBUS. The success path
+ * needs reserved pages: as root, the test reserves a few itself (and a teardown puts
+ * nr_hugepages back, also when the test fails). CI runs as root, so there both paths
+ * run. Without root and without free huge pages the success path cannot run: that is a
+ * skip, or a failure under LIBVMM_REQUIRE_KVM=1 (CI's "nothing may be left untested";
+ * scripts/test.sh would refuse the skip anyway, the failure says why). */
+#define NR_HUGEPAGES "/proc/sys/vm/nr_hugepages"
+#define HUGE_SIZE 0x200000ull
+
+struct huge_state {
+	vmm_mem *mem;
+	long orig;    /* nr_hugepages before the test changed it */
+	bool changed; /* the teardown must write orig back */
+};
+
+static bool read_long(const char *path, long *v)
 {
-	(void)state;
-	vmm_mem *mem = new_map();
-	const vmm_mem_backing kinds[] = { VMM_MEM_MEMFD, VMM_MEM_ANON };
-	for (size_t i = 0; i < 2; i++) {
-		uint64_t gpa = i * 0x200000;
-		int rc = add(mem, gpa, 0x200000, kinds[i], VMM_MEM_HUGEPAGES);
-		if (rc == 0) {
-			assert_int_equal(vmm_mem_write(mem, gpa + 0x1ff000, "huge", 4), 0);
-		} else {
-			expect_error(rc, -ENOMEM, "nr_hugepages");
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	bool ok = fscanf(f, "%ld", v) == 1;
+	fclose(f);
+	return ok;
+}
+
+static bool write_long(const char *path, long v)
+{
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return false;
+	bool ok = fprintf(f, "%ld\n", v) > 0;
+	return fclose(f) == 0 && ok;
+}
+
+/* A /proc/meminfo field (HugePages_Free: pages; Hugepagesize: kB), -1 if absent. */
+static long meminfo(const char *key)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	if (!f)
+		return -1;
+	char line[256];
+	long v = -1;
+	size_t n = strlen(key);
+	while (fgets(line, sizeof line, f))
+		if (strncmp(line, key, n) == 0 && line[n] == ':') {
+			v = strtol(line + n + 1, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+/* KernelPageSize (kB) of the mapping that holds addr, from /proc/self/smaps; -1 if none. */
+static long kernel_page_kb(const void *addr)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	if (!f)
+		return -1;
+	char line[512];
+	bool in = false;
+	long kb = -1;
+	uintptr_t a = (uintptr_t)addr;
+	while (fgets(line, sizeof line, f)) {
+		unsigned long lo, hi;
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) { /* a mapping's header line */
+			in = a >= lo && a < hi;
+			continue;
+		}
+		if (in && sscanf(line, "KernelPageSize: %ld kB", &kb) == 1)
+			break;
+	}
+	fclose(f);
+	return in ? kb : -1;
+}
+
+static int huge_setup(void **state)
+{
+	struct huge_state *s = calloc(1, sizeof *s);
+	if (!s)
+		return -1;
+	*state = s;
+	return 0;
+}
+
+static int huge_teardown(void **state)
+{
+	struct huge_state *s = *state;
+	int rc = 0;
+	vmm_mem_destroy(s->mem); /* first: mapped pages would stay in use */
+	if (s->changed) {
+		long now = -1;
+		if (!write_long(NR_HUGEPAGES, s->orig) || !read_long(NR_HUGEPAGES, &now) || now != s->orig) {
+			print_error("could not restore " NR_HUGEPAGES " to %ld (now %ld)\n", s->orig, now);
+			rc = -1;
 		}
 	}
-	vmm_mem_destroy(mem);
+	free(s);
+	*state = NULL;
+	return rc;
+}
+
+static void test_hugetlb(void **state)
+{
+	struct huge_state *s = *state;
+	const vmm_mem_backing kinds[] = { VMM_MEM_MEMFD, VMM_MEM_ANON };
+	const char *req = getenv("LIBVMM_REQUIRE_KVM");
+	bool require = req && strcmp(req, "1") == 0;
+	s->mem = new_map();
+
+	/* No free pages and no overcommit: the failure path, clean and named. */
+	long free0 = meminfo("HugePages_Free"), over = 0;
+	if (!read_long("/proc/sys/vm/nr_overcommit_hugepages", &over))
+		over = 0;
+	if (free0 == 0 && over == 0) {
+		for (size_t i = 0; i < 2; i++)
+			expect_error(add(s->mem, i * HUGE_SIZE, HUGE_SIZE, kinds[i], VMM_MEM_HUGEPAGES), -ENOMEM,
+				     "nr_hugepages");
+		assert_int_equal(vmm_mem_region_count(s->mem), 0);
+	}
+
+	/* Reserve pages for the success path if we may. */
+	long page_kb = meminfo("Hugepagesize");
+	if (page_kb == 2048 && meminfo("HugePages_Free") < 2 && geteuid() == 0 && access(NR_HUGEPAGES, W_OK) == 0) {
+		long orig, now = -1;
+		assert_true(read_long(NR_HUGEPAGES, &orig));
+		s->orig = orig;
+		s->changed = true; /* before the write: a partial change is restored too */
+		if (!write_long(NR_HUGEPAGES, orig + 4) || !read_long(NR_HUGEPAGES, &now) || now != orig + 4)
+			fail_msg("reserving huge pages: wrote %ld to " NR_HUGEPAGES ", it holds %ld", orig + 4, now);
+	}
+	long free_pages = meminfo("HugePages_Free");
+	if (page_kb != 2048 || free_pages < 2) {
+		char why[160];
+		snprintf(why, sizeof why, "hugetlb success path not tested: %ld free huge pages of %ld kB, %s", free_pages,
+			 page_kb, geteuid() == 0 ? "and " NR_HUGEPAGES " could not be raised" : "not root");
+		if (require)
+			fail_msg("%s, and LIBVMM_REQUIRE_KVM=1", why);
+		print_message("%s\n", why);
+		skip();
+	}
+
+	/* The success path: 2 MiB aligned, really backed by 2 MiB pages, usable. */
+	for (size_t i = 0; i < 2; i++) {
+		uint64_t gpa = i * HUGE_SIZE;
+		int rc = add(s->mem, gpa, HUGE_SIZE, kinds[i], VMM_MEM_HUGEPAGES);
+		if (rc != 0)
+			fail_msg("hugetlb region %zu with %ld free pages: %d: %s", i, free_pages, rc, vmm_last_error());
+		vmm_mem_region_info info = info_at(s->mem, i);
+		assert_int_equal(info.gpa, gpa);
+		assert_int_equal(info.len, HUGE_SIZE);
+		assert_int_equal((uintptr_t)info.host % HUGE_SIZE, 0);
+		assert_int_equal(info.flags, VMM_MEM_HUGEPAGES);
+		assert_true(kinds[i] == VMM_MEM_MEMFD ? info.fd >= 0 : info.fd == -1);
+		char out[64], in[64];
+		for (size_t k = 0; k < sizeof out; k++)
+			out[k] = (char)(17 + i + k * 7);
+		assert_int_equal(vmm_mem_write(s->mem, gpa, out, sizeof out), 0);
+		assert_int_equal(vmm_mem_write(s->mem, gpa + HUGE_SIZE - 4, "huge", 4), 0);
+		memset(in, 0, sizeof in);
+		assert_int_equal(vmm_mem_read(s->mem, gpa, in, sizeof in), 0);
+		assert_memory_equal(in, out, sizeof in);
+		assert_int_equal(vmm_mem_read(s->mem, gpa + HUGE_SIZE - 4, in, 4), 0);
+		assert_memory_equal(in, "huge", 4);
+		assert_memory_equal((uint8_t *)info.host + HUGE_SIZE - 4, "huge", 4);
+		if (info.fd >= 0) {
+			assert_int_equal(pread(info.fd, in, 4, (off_t)(HUGE_SIZE - 4)), 4);
+			assert_memory_equal(in, "huge", 4);
+		}
+		assert_int_equal(kernel_page_kb(info.host), 2048);
+	}
+	/* Both at once across the boundary of the two regions. */
+	char across[8] = "12345678", back[8];
+	assert_int_equal(vmm_mem_write(s->mem, HUGE_SIZE - 4, across, sizeof across), 0);
+	assert_int_equal(vmm_mem_read(s->mem, HUGE_SIZE - 4, back, sizeof back), 0);
+	assert_memory_equal(back, across, sizeof back);
 }
 
 static void test_slot_reuse(void **state)
@@ -844,7 +1003,7 @@ int main(void)
 		cmocka_unit_test(test_overlap_and_adjacent),
 		cmocka_unit_test(test_bad_regions),
 		cmocka_unit_test(test_thp),
-		cmocka_unit_test(test_hugetlb),
+		cmocka_unit_test_setup_teardown(test_hugetlb, huge_setup, huge_teardown),
 		cmocka_unit_test(test_slot_reuse),
 		cmocka_unit_test(test_translate),
 		cmocka_unit_test(test_read_write_span),

@@ -14,7 +14,8 @@ extern "C" {
 #endif
 
 /* A short description of a (negative or positive) errno value, e.g. vmm_strerror(-ENODEV)
- * is "no such device". Never NULL; the string is static. Any thread. */
+ * is "no such device (is /dev/kvm present?)"; codes libvmm never returns give "unknown
+ * error". Never NULL; the string is static. Any thread. */
 VMM_API const char *vmm_strerror(int err);
 
 /* The detail message of the last libvmm failure on the calling thread, e.g.

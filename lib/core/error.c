@@ -39,9 +39,9 @@ const char *vmm_last_error(void)
 
 const char *vmm_strerror(int err)
 {
-	if (err < 0)
-		err = -err;
-	switch (err) {
+	/* Negated as unsigned: -INT_MIN would overflow. */
+	unsigned code = err < 0 ? 0u - (unsigned)err : (unsigned)err;
+	switch (code) {
 	case 0: return "success";
 	case ENODEV: return "no such device (is /dev/kvm present?)";
 	case EACCES: return "permission denied";

@@ -1,18 +1,74 @@
 /* Object lifetimes and argument checking: destroying a VM whose vCPUs still run on
- * library threads, bad arguments to every constructor, and state round trips. The suite
+ * library threads, bad arguments to every constructor, a KVM that lacks a needed
+ * capability (faked by the ioctl() below), vmm_strerror, and state round trips. The suite
  * runs under ASan/LSan in CI, and the fd count is checked here, so leaks fail. */
 #include "harness/harness.h"
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/kvm.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+/* ---- a KVM that lacks chosen capabilities ----
+ * The test links libvmm statically, so the library's ioctl() calls bind to this
+ * definition; it forwards everything to the next ioctl (libc's, or the sanitizer's
+ * interceptor, which then calls libc's) except KVM_CHECK_EXTENSION of a hidden
+ * capability, which reports it absent (0), and KVM_GET_API_VERSION while fake_api_version
+ * is set. With nothing hidden it is a plain pass-through. */
+#define MAX_HIDDEN 2
+#define NO_CAP (-1L) /* not 0: that is KVM_CAP_IRQCHIP */
+static atomic_long hidden_caps[MAX_HIDDEN] = { NO_CAP, NO_CAP };
+static atomic_int hidden_asked;             /* KVM_CHECK_EXTENSION calls answered 0 */
+static atomic_int fake_api_version;         /* 0 = the real one */
+
+typedef int (*ioctl_fn)(int, unsigned long, ...);
+static _Atomic(ioctl_fn) next_ioctl; /* vCPU threads call ioctl too */
+
+int ioctl(int fd, unsigned long req, ...)
+{
+	va_list ap;
+	va_start(ap, req);
+	void *arg = va_arg(ap, void *);
+	va_end(ap);
+	if (req == KVM_CHECK_EXTENSION) {
+		for (int i = 0; i < MAX_HIDDEN; i++) {
+			long cap = atomic_load(&hidden_caps[i]);
+			if (cap != NO_CAP && cap == (long)(uintptr_t)arg) {
+				atomic_fetch_add(&hidden_asked, 1);
+				return 0;
+			}
+		}
+	}
+	if (req == KVM_GET_API_VERSION && atomic_load(&fake_api_version))
+		return atomic_load(&fake_api_version);
+	ioctl_fn next = atomic_load(&next_ioctl);
+	if (!next) {
+		next = (ioctl_fn)dlsym(RTLD_NEXT, "ioctl");
+		if (!next) {
+			errno = ENOSYS;
+			return -1;
+		}
+		atomic_store(&next_ioctl, next);
+	}
+	return next(fd, req, arg);
+}
+
+static void hide_caps(long a, long b)
+{
+	atomic_store(&hidden_caps[0], a);
+	atomic_store(&hidden_caps[1], b);
+	atomic_store(&hidden_asked, 0);
+}
 
 static int count_fds(void)
 {
@@ -171,6 +227,125 @@ static void test_vm_bad_arguments(void **state)
 	assert_int_equal(vmm_vm_exit_port(vm), 0xf4);
 	assert_int_equal(vmm_vm_fault_port(vm), 0xf5);
 	vmm_vm_destroy(vm);
+}
+
+/* vmm_vm_create with capability `cap` (and `cap2`, NO_CAP = none) hidden must fail with
+ * -ENOTSUP, leave *out NULL, leak no fd, and name `name` in vmm_last_error(). */
+static void expect_missing_cap(const vmm_vm_opts *o, long cap, long cap2, const char *name)
+{
+	int fds = count_fds();
+	vmm_vm *vm = (vmm_vm *)1;
+	hide_caps(cap, cap2);
+	int r = vmm_vm_create(&vm, o);
+	int asked = atomic_load(&hidden_asked);
+	hide_caps(NO_CAP, NO_CAP);
+	if (r == 0)
+		vmm_vm_destroy(vm);
+	if (r != -ENOTSUP || !strstr(vmm_last_error(), name))
+		fail_msg("hiding %s (irqchip %d, flags %#x): got %d, \"%s\" (%d hidden queries)", name,
+			 (int)o->irqchip, o->flags, r, vmm_last_error(), asked);
+	assert_true(asked > 0); /* the library asked, and this file's ioctl answered */
+	assert_null(vm);
+	assert_int_equal(count_fds(), fds);
+}
+
+/* The same capability hidden, but a composition that does not need it: created. */
+static void expect_created_without(const vmm_vm_opts *o, long cap, const char *name)
+{
+	vmm_vm *vm = NULL;
+	hide_caps(cap, NO_CAP);
+	int r = vmm_vm_create(&vm, o);
+	hide_caps(NO_CAP, NO_CAP);
+	if (r != 0)
+		fail_msg("without %s (irqchip %d, flags %#x): %d, %s", name, (int)o->irqchip, o->flags,
+			 r, vmm_last_error());
+	assert_non_null(vm);
+	vmm_vm_destroy(vm);
+}
+
+/* -ENOTSUP names the capability KVM lacks: one every composition needs, each of the
+ * in-kernel interrupt controller's, the split composition's own, the PIT's, and the
+ * dirty ring's; a capability only another composition needs does not stop creation. */
+static void test_vm_missing_caps(void **state)
+{
+	(void)state;
+	vmm_vm_opts o = VMM_VM_OPTS_INIT;
+	expect_missing_cap(&o, KVM_CAP_USER_MEMORY, NO_CAP, "KVM_CAP_USER_MEMORY");
+	expect_missing_cap(&o, KVM_CAP_IOEVENTFD, NO_CAP, "KVM_CAP_IOEVENTFD");
+	expect_missing_cap(&o, KVM_CAP_IRQCHIP, NO_CAP, "KVM_CAP_IRQCHIP");
+	expect_missing_cap(&o, KVM_CAP_IRQFD, NO_CAP, "KVM_CAP_IRQFD");
+	expect_missing_cap(&o, KVM_CAP_SIGNAL_MSI, NO_CAP, "KVM_CAP_SIGNAL_MSI");
+	expect_missing_cap(&o, KVM_CAP_PIT2, NO_CAP, "KVM_CAP_PIT2");
+	expect_created_without(&o, KVM_CAP_SPLIT_IRQCHIP, "KVM_CAP_SPLIT_IRQCHIP");
+	o.flags = VMM_VM_NO_PIT;
+	expect_created_without(&o, KVM_CAP_PIT2, "KVM_CAP_PIT2");
+
+	o = (vmm_vm_opts)VMM_VM_OPTS_INIT;
+	o.irqchip = VMM_IRQCHIP_SPLIT;
+	expect_missing_cap(&o, KVM_CAP_SPLIT_IRQCHIP, NO_CAP, "KVM_CAP_SPLIT_IRQCHIP");
+	expect_missing_cap(&o, KVM_CAP_IRQFD, NO_CAP, "KVM_CAP_IRQFD");
+	expect_missing_cap(&o, KVM_CAP_IRQ_ROUTING, NO_CAP, "KVM_CAP_IRQ_ROUTING");
+	expect_created_without(&o, KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP");
+	expect_created_without(&o, KVM_CAP_PIT2, "KVM_CAP_PIT2");
+
+	o = (vmm_vm_opts)VMM_VM_OPTS_INIT;
+	o.irqchip = VMM_IRQCHIP_NONE;
+	expect_missing_cap(&o, KVM_CAP_IMMEDIATE_EXIT, NO_CAP, "KVM_CAP_IMMEDIATE_EXIT");
+	expect_created_without(&o, KVM_CAP_IRQFD, "KVM_CAP_IRQFD");
+
+	/* Dirty rings: neither flavour. */
+	o = (vmm_vm_opts)VMM_VM_OPTS_INIT;
+	o.dirty_ring_entries = 4096;
+	expect_missing_cap(&o, KVM_CAP_DIRTY_LOG_RING_ACQ_REL, KVM_CAP_DIRTY_LOG_RING,
+			   "KVM_CAP_DIRTY_LOG_RING");
+
+	/* An API version other than 12: -ENOTSUP, naming the version found. */
+	int fds = count_fds();
+	vmm_vm *vm = (vmm_vm *)1;
+	atomic_store(&fake_api_version, KVM_API_VERSION + 1);
+	int r = vmm_vm_create(&vm, NULL);
+	atomic_store(&fake_api_version, 0);
+	assert_int_equal(r, -ENOTSUP);
+	assert_null(vm);
+	assert_non_null(strstr(vmm_last_error(), "API version 13"));
+	assert_int_equal(count_fds(), fds);
+
+	/* Nothing hidden any more: creation works again. */
+	kt_check(vmm_vm_create(&vm, NULL), "vmm_vm_create");
+	vmm_vm_destroy(vm);
+}
+
+/* vmm_strerror: the documented strings, the same for positive and negative codes, and
+ * never NULL. */
+static void test_strerror(void **state)
+{
+	(void)state;
+	assert_string_equal(vmm_strerror(0), "success");
+	assert_string_equal(vmm_strerror(-ENOTSUP), "not supported by this host");
+	assert_string_equal(vmm_strerror(-EINVAL), "invalid argument");
+	assert_string_equal(vmm_strerror(EINVAL), "invalid argument");
+	assert_ptr_equal(vmm_strerror(ENOTSUP), vmm_strerror(-ENOTSUP));
+	assert_ptr_equal(vmm_strerror(EAGAIN), vmm_strerror(-EAGAIN));
+	assert_string_equal(vmm_strerror(-EAGAIN), "try again (interrupt not delivered)");
+	/* error.h's own example. */
+	assert_string_equal(vmm_strerror(-ENODEV), "no such device (is /dev/kvm present?)");
+	/* Codes it has no text for. */
+	assert_string_equal(vmm_strerror(-EDOM), "unknown error");
+	assert_string_equal(vmm_strerror(-9999), "unknown error");
+	assert_string_equal(vmm_strerror(9999), "unknown error");
+	/* Its negation overflows an int: UBSan checks the library does not do it. */
+	assert_string_equal(vmm_strerror(INT_MIN), "unknown error");
+	assert_string_equal(vmm_strerror(INT_MAX), "unknown error");
+	/* Every value the library documents returning has its own text. */
+	static const int documented[] = { ENODEV, EACCES, ENOTSUP, EINVAL, ENOMEM, EFAULT, EROFS,
+					  EEXIST, ENOENT, ENOSPC, EBUSY, EIO, ENOEXEC, EFBIG, EINTR,
+					  EAGAIN, EPERM, E2BIG };
+	for (size_t i = 0; i < sizeof documented / sizeof documented[0]; i++) {
+		const char *s = vmm_strerror(-documented[i]);
+		assert_non_null(s);
+		assert_true(s[0] != '\0');
+		assert_string_not_equal(s, "unknown error");
+	}
 }
 
 /* No permission on the device: -EACCES. As root, permissions are bypassed, so the
@@ -356,6 +531,8 @@ int main(void)
 		cmocka_unit_test(test_create_many),
 		cmocka_unit_test(test_vm_bad_arguments),
 		cmocka_unit_test(test_vm_eacces),
+		cmocka_unit_test(test_vm_missing_caps),
+		cmocka_unit_test(test_strerror),
 		cmocka_unit_test_teardown(test_vcpu_bad_arguments, kt_teardown),
 		cmocka_unit_test_teardown(test_state_round_trips, kt_teardown),
 		cmocka_unit_test_teardown(test_other_bad_arguments, kt_teardown),

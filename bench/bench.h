@@ -8,6 +8,7 @@
 #ifndef BENCH_H
 #define BENCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,8 +50,9 @@ enum loop_kind { LOOP_PIO, LOOP_MMIO, LOOP_IRQFD };
 struct backend {
 	const char *name;
 	/* Create VM + 64 MiB + vCPU + long mode at CPL 0, run to the first `out`, then
-	 * destroy everything; both parts timed, separately. */
-	int (*create_to_first_insn)(double *create_ns, double *destroy_ns);
+	 * destroy everything; both parts timed, separately. `platform`: the default
+	 * composition (in-kernel irqchip and PIT) instead of a bare VM. */
+	int (*create_to_first_insn)(bool platform, double *create_ns, double *destroy_ns);
 	/* A VM whose guest, each time loop_chunk resumes it, makes `chunk` exits of
 	 * `kind` at `cpl` (LOOP_IRQFD: CPL 0 only), each dispatched to a counting handler
 	 * on the host, then writes the exit port. LOOP_IRQFD: `chunk` times eventfd write

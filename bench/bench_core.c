@@ -23,12 +23,13 @@
 #include "stats.h"
 
 enum figure {
-	F_CREATE, F_DESTROY, F_PIO0, F_PIO3, F_MMIO0, F_MMIO3, F_IRQFD, F_COUNT
+	F_CREATE, F_DESTROY, F_CREATE_PLATFORM, F_PIO0, F_PIO3, F_MMIO0, F_MMIO3, F_IRQFD, F_COUNT
 };
 
 static const char *const figure_names[F_COUNT] = {
 	[F_CREATE] = "vm_create_to_first_insn",
 	[F_DESTROY] = "vm_destroy",
+	[F_CREATE_PLATFORM] = "vm_create_default_to_first_insn",
 	[F_PIO0] = "pio_exit_cpl0",
 	[F_PIO3] = "pio_exit_cpl3",
 	[F_MMIO0] = "mmio_exit_cpl0",
@@ -59,14 +60,18 @@ static int failed(enum figure f, int side)
 	return -1;
 }
 
-/* One VM creation on side `side`: a F_CREATE and a F_DESTROY sample. */
+/* One bare VM creation on side `side` (a F_CREATE and a F_DESTROY sample), and one with
+ * the default composition, in-kernel irqchip and PIT (a F_CREATE_PLATFORM sample). */
 static int create_sample(struct results *res, int side)
 {
 	double create_ns, destroy_ns;
-	if (sides[side]->create_to_first_insn(&create_ns, &destroy_ns))
+	if (sides[side]->create_to_first_insn(false, &create_ns, &destroy_ns))
 		return failed(F_CREATE, side);
 	bench_push(&res->s[F_CREATE][side], create_ns / 1e3);
 	bench_push(&res->s[F_DESTROY][side], destroy_ns / 1e3);
+	if (sides[side]->create_to_first_insn(true, &create_ns, &destroy_ns))
+		return failed(F_CREATE_PLATFORM, side);
+	bench_push(&res->s[F_CREATE_PLATFORM][side], create_ns / 1e3);
 	return 0;
 }
 
@@ -203,7 +208,7 @@ int main(int argc, char **argv)
 			(bench_now_ns() - start) / 1e9);
 	}
 
-	static const enum figure order[] = { F_CREATE, F_DESTROY, F_PIO0, F_PIO3, F_MMIO0, F_MMIO3, F_IRQFD };
+	static const enum figure order[] = { F_CREATE, F_DESTROY, F_CREATE_PLATFORM, F_PIO0, F_PIO3, F_MMIO0, F_MMIO3, F_IRQFD };
 	for (size_t i = 0; i < F_COUNT; i++) {
 		enum figure f = order[i];
 		double lib = bench_median(&res.s[f][0]);

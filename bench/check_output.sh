@@ -12,7 +12,7 @@ if [ "$rc" -ne 0 ]; then
 fi
 num='[0-9]+(\.[0-9]+)?'
 fail=0
-for name in vm_create_to_first_insn vm_destroy pio_exit_cpl0 pio_exit_cpl3 \
+for name in vm_create_to_first_insn vm_destroy vm_create_default_to_first_insn pio_exit_cpl0 pio_exit_cpl3 \
 	    mmio_exit_cpl0 mmio_exit_cpl3 irqfd_roundtrip; do
 	n=$(printf '%s\n' "$out" | grep -cE "^$name lib=${num}us raw=${num}us ratio=${num}\$")
 	if [ "$n" != 1 ]; then

@@ -30,11 +30,12 @@ static int fail(const char *what, int err)
 
 /* VM + 64 MiB at GPA 0 + vCPU 0, `code` at GUEST_CODE_GPA, long mode at `cpl`. The
  * caller destroys l->vm even on failure. */
-static int lib_open(struct lib_vm *l, vmm_irqchip_mode chip, unsigned cpl, const struct guest_code *code)
+static int lib_open(struct lib_vm *l, vmm_irqchip_mode chip, bool pit, unsigned cpl,
+		    const struct guest_code *code)
 {
 	vmm_vm_opts vo = VMM_VM_OPTS_INIT;
 	vo.irqchip = chip;
-	vo.flags = VMM_VM_NO_PIT; /* the raw baseline creates no PIT either */
+	vo.flags = pit ? 0 : VMM_VM_NO_PIT; /* as the raw baseline does */
 	l->vm = NULL;
 	CHECK(vmm_vm_create(&l->vm, &vo));
 	vmm_mem_region_opts mo = VMM_MEM_REGION_OPTS_INIT;
@@ -61,11 +62,11 @@ static int expect_guest_exit(const vmm_exit *e, uint64_t code)
 	return -1;
 }
 
-static int lib_create_run(struct lib_vm *l)
+static int lib_create_run(struct lib_vm *l, bool platform)
 {
 	struct guest_code code;
 	guest_first_out(&code);
-	int r = lib_open(l, VMM_IRQCHIP_NONE, 0, &code);
+	int r = lib_open(l, platform ? VMM_IRQCHIP_KERNEL : VMM_IRQCHIP_NONE, platform, 0, &code);
 	if (r)
 		return r;
 	vmm_exit e;
@@ -73,11 +74,11 @@ static int lib_create_run(struct lib_vm *l)
 	return expect_guest_exit(&e, 0);
 }
 
-static int lib_create(double *create_ns, double *destroy_ns)
+static int lib_create(bool platform, double *create_ns, double *destroy_ns)
 {
 	struct lib_vm l;
 	double t0 = bench_now_ns();
-	int r = lib_create_run(&l);
+	int r = lib_create_run(&l, platform);
 	double t1 = bench_now_ns();
 	vmm_vm_destroy(l.vm);
 	*create_ns = t1 - t0;
@@ -111,7 +112,7 @@ static int lib_loop_setup(struct lib_loop *p, unsigned cpl)
 		struct guest_code handler;
 		guest_irq_main(&code);
 		guest_irq_handler(&handler);
-		if (lib_open(l, VMM_IRQCHIP_KERNEL, 0, &code))
+		if (lib_open(l, VMM_IRQCHIP_KERNEL, false, 0, &code))
 			return -1;
 		CHECK(vmm_mem_write(vmm_vm_mem(l->vm), GUEST_HANDLER_GPA, handler.bytes, handler.len));
 		CHECK(vmm_vcpu_set_idt_gate(l->vcpu, GUEST_IRQ_VECTOR, GUEST_HANDLER_GPA, 0));
@@ -133,7 +134,7 @@ static int lib_loop_setup(struct lib_loop *p, unsigned cpl)
 		guest_pio_loop(&code, p->chunk);
 	else
 		guest_mmio_loop(&code, p->chunk);
-	if (lib_open(l, VMM_IRQCHIP_NONE, cpl, &code))
+	if (lib_open(l, VMM_IRQCHIP_NONE, false, cpl, &code))
 		return -1;
 	static const vmm_bus_ops ops = { .write = count_write };
 	if (p->kind == LOOP_PIO)

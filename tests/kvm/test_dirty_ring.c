@@ -3,6 +3,10 @@
  * than the ring holds (KVM_EXIT_DIRTY_RING_FULL is harvested inside vmm_vcpu_run). */
 #include "harness/harness.h"
 
+#include <stdio.h>
+#include <string.h>
+#include <linux/kvm.h>
+
 #define DATA_GPA 0x4000000ull
 #define DATA_PAGES 4096u
 
@@ -16,6 +20,29 @@ static const uint8_t writer[] = {
 	0xe7, 0xf4,                               /* out 0xf4, eax */
 	0xeb, 0xfe,                               /* jmp $ */
 };
+
+/* True if this process maps a vCPU's dirty ring: KVM serves it from the vCPU fd at page
+ * KVM_DIRTY_LOG_PAGE_OFFSET, which /proc/self/maps shows as an anon_inode:kvm-vcpu
+ * mapping at that file offset. This tells ring mode from a silent fall-back to the
+ * bitmap, which would report the same pages. */
+static bool dirty_ring_mapped(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	assert_non_null(f);
+	char line[512];
+	bool found = false;
+	while (!found && fgets(line, sizeof line, f)) {
+		unsigned long long off;
+		char perms[8];
+		if (!strstr(line, "kvm-vcpu"))
+			continue;
+		if (sscanf(line, "%*x-%*x %7s %llx", perms, &off) == 2 &&
+		    off == (unsigned long long)KVM_DIRTY_LOG_PAGE_OFFSET * 4096u)
+			found = true;
+	}
+	fclose(f);
+	return found;
+}
 
 static void run_writer(uint32_t ring_entries, uint64_t first_page, uint64_t pages)
 {
@@ -46,6 +73,7 @@ static void run_writer(uint32_t ring_entries, uint64_t first_page, uint64_t page
 	regs.rcx = pages;
 	kt_check(vmm_vcpu_set_regs(cpu, &regs), "set regs");
 
+	assert_int_equal(dirty_ring_mapped(), ring_entries != 0);
 	kt_check(vmm_mem_dirty_start(mem), "dirty start");
 	vmm_exit exit;
 	kt_check(vmm_vcpu_run(cpu, &exit), "run");

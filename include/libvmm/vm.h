@@ -69,6 +69,12 @@ typedef struct vmm_vm_opts {
 /* Opens /dev/kvm, checks the API version and the capabilities the chosen composition
  * needs, creates the VM with an empty memory map, an empty bus and the interrupt
  * controller. opts may be NULL (defaults).
+ * The interrupt controller (and PIT) is made in KVM when first needed: by the first
+ * vmm_vcpu_create or the first vmm_irq_* call that reaches KVM. Add guest memory before
+ * that: on some hosts the first memory slot added after it costs milliseconds (5-12 ms
+ * on our nested hosts, against ~0.5 ms for the whole VM). Errors of that late creation
+ * (rare: -ENOMEM) come from the call that triggered it.
+ * KVM_GET_SUPPORTED_CPUID is read once per process and KVM device and shared.
  * Returns 0 and *out, or: -ENODEV no /dev/kvm (or kvm_path is not a KVM device),
  * -EACCES no permission on it, -ENOTSUP a needed capability is missing (vmm_last_error
  * names it), -EINVAL bad options (or the kick signal is ignored with SIG_IGN), -ENOMEM.

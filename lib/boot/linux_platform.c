@@ -18,11 +18,14 @@ int vmm_linux_prepare_vm(vmm_vm *vm)
 		return vmm_err(-EINVAL, "vmm_linux_prepare_vm: NULL vm");
 	if (vm->irqchip != VMM_IRQCHIP_KERNEL)
 		return 0; /* no PIC in the kernel: nothing can leak through LINT0 */
+	int r = vmm_vm_realize_irqchip(vm);
+	if (r)
+		return r;
 	for (uint32_t chip = KVM_IRQCHIP_PIC_MASTER; chip <= KVM_IRQCHIP_PIC_SLAVE; chip++) {
 		struct kvm_irqchip c;
 		memset(&c, 0, sizeof c);
 		c.chip_id = chip;
-		int r = vmm_kvm_get_irqchip(vm->vm_fd, &c);
+		r = vmm_kvm_get_irqchip(vm->vm_fd, &c);
 		if (r < 0)
 			return vmm_err(r, "KVM_GET_IRQCHIP (PIC %u) failed", chip);
 		/* Interrupt mask register all ones: no input reaches INTR. The rest of the

@@ -91,43 +91,66 @@ static int open_kvm(vmm_vm *vm, const char *path)
 	return 0;
 }
 
+/* At creation: the capabilities the composition needs, and the library-side vmm_irq
+ * object. The controller itself is made in KVM later, see vmm_vm_realize_irqchip. */
 static int setup_irqchip(vmm_vm *vm)
 {
 	int r;
 	switch (vm->irqchip) {
 	case VMM_IRQCHIP_NONE:
+		atomic_store(&vm->irqchip_ready, true);
 		return 0;
 	case VMM_IRQCHIP_KERNEL:
 		if ((r = check_caps(vm->vm_fd, irqchip_caps, sizeof irqchip_caps / sizeof irqchip_caps[0])))
 			return r;
-		if ((r = vmm_kvm_create_irqchip(vm->vm_fd)) < 0)
-			return vmm_err(r, "KVM_CREATE_IRQCHIP failed");
-		if (!(vm->flags & VMM_VM_NO_PIT)) {
-			if (vmm_kvm_check_extension(vm->vm_fd, KVM_CAP_PIT2) <= 0)
-				return vmm_err(-ENOTSUP, "KVM lacks capability KVM_CAP_PIT2 "
-						"(use VMM_VM_NO_PIT)");
-			if ((r = vmm_kvm_create_pit2(vm->vm_fd)) < 0)
-				return vmm_err(r, "KVM_CREATE_PIT2 failed");
-		}
+		if (!(vm->flags & VMM_VM_NO_PIT) && vmm_kvm_check_extension(vm->vm_fd, KVM_CAP_PIT2) <= 0)
+			return vmm_err(-ENOTSUP, "KVM lacks capability KVM_CAP_PIT2 (use VMM_VM_NO_PIT)");
 		break;
 	case VMM_IRQCHIP_SPLIT:
 		if ((r = check_caps(vm->vm_fd, irqchip_caps + 1, 3)))
 			return r;
 		if (vmm_kvm_check_extension(vm->vm_fd, KVM_CAP_SPLIT_IRQCHIP) <= 0)
 			return vmm_err(-ENOTSUP, "KVM lacks capability KVM_CAP_SPLIT_IRQCHIP");
-		/* Reserve the IOAPIC's 24 pins as routes whose EOIs exit to user space. */
-		if ((r = vmm_kvm_enable_cap(vm->vm_fd, KVM_CAP_SPLIT_IRQCHIP, VMM_IRQ_IOAPIC_PINS)) < 0)
-			return vmm_err(r, "enabling KVM_CAP_SPLIT_IRQCHIP failed");
 		break;
 	default:
 		return vmm_err(-EINVAL, "vmm_vm_opts.irqchip: unknown mode %d", (int)vm->irqchip);
+	}
+	return vmm_irq_create_for_vm(&vm->irq, vm);
+}
+
+static int create_irqchip(vmm_vm *vm)
+{
+	int r;
+	if (vm->irqchip == VMM_IRQCHIP_KERNEL) {
+		if ((r = vmm_kvm_create_irqchip(vm->vm_fd)) < 0)
+			return vmm_err(r, "KVM_CREATE_IRQCHIP failed");
+		if (!(vm->flags & VMM_VM_NO_PIT) && (r = vmm_kvm_create_pit2(vm->vm_fd)) < 0)
+			return vmm_err(r, "KVM_CREATE_PIT2 failed");
+	} else {
+		/* Reserve the IOAPIC's 24 pins as routes whose EOIs exit to user space. */
+		if ((r = vmm_kvm_enable_cap(vm->vm_fd, KVM_CAP_SPLIT_IRQCHIP, VMM_IRQ_IOAPIC_PINS)) < 0)
+			return vmm_err(r, "enabling KVM_CAP_SPLIT_IRQCHIP failed");
 	}
 	/* 32-bit x2APIC ids in MSIs, and no broadcast quirk: needed for > 255 vCPUs and
 	 * harmless otherwise. Must precede vCPU creation. */
 	if (vmm_kvm_check_extension(vm->vm_fd, KVM_CAP_X2APIC_API) > 0)
 		vmm_kvm_enable_cap(vm->vm_fd, KVM_CAP_X2APIC_API,
 				   KVM_X2APIC_API_USE_32BIT_IDS | KVM_X2APIC_API_DISABLE_BROADCAST_QUIRK);
-	return vmm_irq_create_for_vm(&vm->irq, vm);
+	return vmm_irq_realize(vm->irq);
+}
+
+int vmm_vm_realize_irqchip(vmm_vm *vm)
+{
+	if (atomic_load(&vm->irqchip_ready))
+		return 0;
+	pthread_mutex_lock(&vm->lock);
+	int r = 0;
+	/* A failure half-way (KVM_CREATE_PIT2 after KVM_CREATE_IRQCHIP) is not retried as
+	 * if nothing had happened: the next call fails the same way, with EEXIST. */
+	if (!atomic_load(&vm->irqchip_ready) && (r = create_irqchip(vm)) == 0)
+		atomic_store(&vm->irqchip_ready, true);
+	pthread_mutex_unlock(&vm->lock);
+	return r;
 }
 
 int vmm_vm_harvest_ring(vmm_vcpu *v)
@@ -273,7 +296,8 @@ void vmm_vm_destroy(vmm_vm *vm)
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
 	free(vm->vcpus);
-	vmm_cpuid_destroy(vm->supported_cpuid);
+	if (!vm->supported_cpuid_shared)
+		vmm_cpuid_destroy(vm->supported_cpuid);
 	pthread_mutex_destroy(&vm->lock);
 	free(vm);
 }

@@ -27,9 +27,13 @@ struct vmm_vm {
 	vmm_mem *mem;
 	vmm_bus *bus;
 	vmm_irq *irq;
+	/* The interrupt controller exists in KVM (see vmm_vm_realize_irqchip); set once,
+	 * under `lock`, read without it. */
+	atomic_bool irqchip_ready;
 
 	pthread_mutex_t lock;    /* protects the vCPU list and supported_cpuid */
 	vmm_cpuid *supported_cpuid; /* KVM_GET_SUPPORTED_CPUID, imported once (cpuid.c) */
+	bool supported_cpuid_shared; /* ...and shared by the process: not the VM's to free */
 	vmm_vcpu **vcpus;
 	size_t nr_vcpus, cap_vcpus;
 	uint32_t max_vcpus;
@@ -79,6 +83,8 @@ VMM_HIDDEN int vmm_fixup_emulation(vmm_vcpu *vcpu, const uint8_t *insn, size_t l
 VMM_HIDDEN int vmm_irq_create_for_vm(vmm_irq **out, vmm_vm *vm);
 VMM_HIDDEN void vmm_irq_free(vmm_irq *irq);
 VMM_HIDDEN void vmm_irq_eoi(vmm_irq *irq, uint32_t vector);
+/* Installs the routing table in KVM once the irqchip exists (vmm_vm_realize_irqchip). */
+VMM_HIDDEN int vmm_irq_realize(vmm_irq *irq);
 
 /* lib/core/vm.c: harvests one vCPU's dirty ring into the memory map and resets the
  * rings (vCPU thread on KVM_EXIT_DIRTY_RING_FULL). Returns 0 or a negative errno. */
@@ -87,5 +93,13 @@ VMM_HIDDEN int vmm_vm_harvest_ring(vmm_vcpu *vcpu);
 /* lib/core/vm.c: vCPU list management. */
 VMM_HIDDEN int vmm_vm_add_vcpu(vmm_vm *vm, vmm_vcpu *vcpu);
 VMM_HIDDEN void vmm_vm_remove_vcpu(vmm_vm *vm, vmm_vcpu *vcpu);
+
+/* Creates the VM's interrupt controller in KVM if it is not there yet (vmm_vm_create
+ * only checks the capabilities): the first memory slot added after KVM_CREATE_IRQCHIP
+ * costs 5-12 ms on our hosts (4-8x a whole VM), slots added before it cost nothing
+ * extra. So it is made when first needed: before the first vCPU, and before any call
+ * that touches it (vmm_irq_*, snapshots, Linux platform set-up). Returns 0 or -errno;
+ * any thread; does nothing for VMM_IRQCHIP_NONE. */
+VMM_HIDDEN int vmm_vm_realize_irqchip(vmm_vm *vm);
 
 #endif

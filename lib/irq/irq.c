@@ -76,12 +76,10 @@ int vmm_irq_create_for_vm(vmm_irq **out, vmm_vm *vm)
 	pthread_mutex_init(&irq->lock, NULL);
 	irq->routes = calloc(IRQ_MAX_ROUTES, sizeof *irq->routes);
 	int r = irq->routes ? 0 : vmm_err(-ENOMEM, "out of memory");
-	if (!r && irq->mode == VMM_IRQCHIP_KERNEL) {
-		default_kernel_routes(irq);
-		r = vmm_irq_commit_routes(irq);
-	} else if (!r) {
+	if (!r && irq->mode == VMM_IRQCHIP_KERNEL)
+		default_kernel_routes(irq); /* installed in KVM by vmm_irq_realize */
+	else if (!r)
 		r = vmm_ioapic_create(irq);
-	}
 	if (r) {
 		vmm_irq_free(irq);
 		return r;
@@ -89,6 +87,24 @@ int vmm_irq_create_for_vm(vmm_irq **out, vmm_vm *vm)
 	*out = irq;
 	return 0;
 }
+
+int vmm_irq_realize(vmm_irq *irq)
+{
+	if (irq->mode != VMM_IRQCHIP_KERNEL)
+		return 0; /* split mode: no route until vmm_irq_route_msi */
+	pthread_mutex_lock(&irq->lock);
+	int r = vmm_irq_commit_routes(irq);
+	pthread_mutex_unlock(&irq->lock);
+	return r;
+}
+
+/* Every call below that reaches KVM makes sure the controller exists there first. */
+#define REALIZE(irq)                                                     \
+	do {                                                             \
+		int realize_r_ = vmm_vm_realize_irqchip((irq)->vm);      \
+		if (realize_r_)                                          \
+			return realize_r_;                               \
+	} while (0)
 
 void vmm_irq_free(vmm_irq *irq)
 {
@@ -120,6 +136,7 @@ int vmm_irq_set_line(vmm_irq *irq, uint32_t gsi, bool level)
 		return vmm_err(-EINVAL, "vmm_irq_set_line: NULL irq");
 	if (gsi >= VMM_IRQ_MAX_GSI)
 		return vmm_err(-EINVAL, "vmm_irq_set_line: GSI %u out of range", gsi);
+	REALIZE(irq);
 	int r;
 	pthread_mutex_lock(&irq->lock);
 	if (irq->mode == VMM_IRQCHIP_SPLIT && gsi < VMM_IRQ_IOAPIC_PINS) {
@@ -144,12 +161,16 @@ int vmm_irq_msi(vmm_irq *irq, uint64_t address, uint32_t data)
 {
 	if (!irq)
 		return vmm_err(-EINVAL, "vmm_irq_msi: NULL irq");
+	REALIZE(irq);
 	struct kvm_msi msi = { .address_lo = (uint32_t)address, .address_hi = (uint32_t)(address >> 32),
 			       .data = data };
 	int r = vmm_kvm_signal_msi(irq->vm_fd, &msi);
-	if (r < 0)
-		return vmm_err(r, "KVM_SIGNAL_MSI failed");
-	return r == 0 ? -EAGAIN : 0;
+	/* KVM answers 0 when LAPICs matched but none took it, and -1 (so EPERM) when no
+	 * vCPU matched at all, e.g. before the first vCPU exists: both are "not delivered". */
+	if (r == 0 || r == -EPERM)
+		return vmm_err(-EAGAIN, "KVM_SIGNAL_MSI: no LAPIC accepted the MSI (address %#llx, data %#x)",
+			       (unsigned long long)address, data);
+	return r < 0 ? vmm_err(r, "KVM_SIGNAL_MSI failed") : 0;
 }
 
 void vmm_irq_msi_for(uint32_t apic_id, uint8_t vector, uint64_t *address, uint32_t *data)
@@ -170,6 +191,7 @@ int vmm_irq_route_msi(vmm_irq *irq, uint32_t gsi, uint64_t address, uint32_t dat
 	if (gsi < VMM_IRQ_IOAPIC_PINS || gsi >= VMM_IRQ_MAX_GSI)
 		return vmm_err(-EINVAL, "vmm_irq_route_msi: GSI %u (must be %d to %d)", gsi,
 			       VMM_IRQ_IOAPIC_PINS, VMM_IRQ_MAX_GSI - 1);
+	REALIZE(irq);
 	pthread_mutex_lock(&irq->lock);
 	struct kvm_irq_routing_entry *old = vmm_irq_find_route(irq, gsi);
 	struct kvm_irq_routing_entry saved = old ? *old : (struct kvm_irq_routing_entry){ 0 };
@@ -189,6 +211,7 @@ int vmm_irq_unroute(vmm_irq *irq, uint32_t gsi)
 {
 	if (!irq)
 		return vmm_err(-EINVAL, "vmm_irq_unroute: NULL irq");
+	REALIZE(irq);
 	pthread_mutex_lock(&irq->lock);
 	struct kvm_irq_routing_entry *e = gsi >= VMM_IRQ_IOAPIC_PINS ? vmm_irq_find_route(irq, gsi) : NULL;
 	int r;
@@ -211,6 +234,7 @@ int vmm_irq_add_irqfd(vmm_irq *irq, int fd, uint32_t gsi, int resample_fd)
 	if (irq->mode == VMM_IRQCHIP_SPLIT && gsi < VMM_IRQ_IOAPIC_PINS)
 		return vmm_err(-EINVAL, "vmm_irq_add_irqfd: in split mode an irqfd needs an MSI route "
 				"(GSI >= %d), not IOAPIC pin %u", VMM_IRQ_IOAPIC_PINS, gsi);
+	REALIZE(irq);
 	pthread_mutex_lock(&irq->lock);
 	int r = 0;
 	for (uint32_t i = 0; i < irq->nr_irqfds && !r; i++)

@@ -240,7 +240,9 @@ int snap_reset_vcpu(vmm_vcpu *vc, const struct snap_vcpu *v, bool sync)
 
 int snap_load_vm(vmm_vm *vm, const struct snap_desc *d)
 {
-	int r;
+	int r = vmm_vm_realize_irqchip(vm); /* a snapshot of a VM without vCPUs */
+	if (r)
+		return r;
 	if (d->have & SNAP_HAVE_IRQCHIP) {
 		struct kvm_irqchip chip;
 		for (uint32_t id = 0; id < 3; id++) {

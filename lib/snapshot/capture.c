@@ -265,7 +265,9 @@ static int read_memmap(vmm_vm *vm, uint32_t mem_source, struct snap_desc *d)
 
 static int read_vm_devices(vmm_vm *vm, struct snap_desc *d)
 {
-	int r;
+	int r = vmm_vm_realize_irqchip(vm); /* a VM that never had a vCPU */
+	if (r)
+		return r;
 	if (vm->irqchip == VMM_IRQCHIP_KERNEL) {
 		struct kvm_irqchip chip;
 		for (uint32_t id = 0; id < 3; id++) {

@@ -6,6 +6,7 @@
 
 #include <string.h>
 
+#include "core/vm_internal.h"
 #include "kvm/kvm.h"
 
 #define MSR_APIC_BASE 0x1bu
@@ -30,6 +31,8 @@ static void test_pic_masked(void **state)
 	(void)state;
 	vmm_vm *vm;
 	kt_check(vmm_vm_create(&vm, NULL), "vmm_vm_create");
+	/* The irqchip is made in KVM when first needed; read it as KVM made it. */
+	kt_check(vmm_vm_realize_irqchip(vm), "vmm_vm_realize_irqchip");
 	struct kvm_irqchip before[2], after[2], ioapic_before, ioapic_after;
 	for (uint32_t c = 0; c < 2; c++)
 		read_pic(vm, c, &before[c]);

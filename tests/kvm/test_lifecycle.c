@@ -3,6 +3,7 @@
  * capability (faked by the ioctl() below), vmm_strerror, and state round trips. The suite
  * runs under ASan/LSan in CI, and the fd count is checked here, so leaks fail. */
 #include "harness/harness.h"
+#include "internal.h" /* vmm_vm_fd */
 
 #include <dirent.h>
 #include <dlfcn.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -522,6 +524,56 @@ static void test_other_bad_arguments(void **state)
 	assert_int_equal(vmm_elf_symbol(t->image, t->image_size, "no_such_symbol", &sym), -ENOENT);
 }
 
+/* True if KVM has the VM's in-kernel irqchip (KVM_GET_IRQCHIP answers). */
+static bool kvm_has_irqchip(vmm_vm *vm)
+{
+	struct kvm_irqchip c;
+	memset(&c, 0, sizeof c);
+	c.chip_id = KVM_IRQCHIP_PIC_MASTER;
+	return ioctl(vmm_vm_fd(vm), KVM_GET_IRQCHIP, &c) == 0;
+}
+
+/* The interrupt controller is made in KVM when first needed, so memory added before it
+ * does not pay the cost of the first slot after KVM_CREATE_IRQCHIP: not by
+ * vmm_vm_create, but by the first vCPU, or by the first vmm_irq call that reaches KVM
+ * (which then works before any vCPU exists); the guest-visible result is the same. */
+static void test_irqchip_on_demand(void **state)
+{
+	(void)state;
+	vmm_vm *vm;
+	kt_check(vmm_vm_create(&vm, NULL), "vmm_vm_create");
+	assert_false(kvm_has_irqchip(vm));
+	vmm_mem_region_opts ram = VMM_MEM_REGION_OPTS_INIT;
+	ram.len = 2u << 20;
+	kt_check(vmm_mem_add_region(vmm_vm_mem(vm), &ram), "add RAM");
+	assert_false(kvm_has_irqchip(vm));
+	vmm_vcpu *cpu;
+	kt_check(vmm_vcpu_create(&cpu, vm, NULL), "vmm_vcpu_create");
+	assert_true(kvm_has_irqchip(vm));
+	vmm_vm_destroy(vm);
+
+	/* An irq call first: routes and irqfds work before any vCPU exists; an MSI finds
+	 * no LAPIC yet. */
+	uint64_t addr;
+	uint32_t data;
+	vmm_irq_msi_for(0, 0x40, &addr, &data);
+	for (int split = 0; split < 2; split++) {
+		vmm_vm_opts o = VMM_VM_OPTS_INIT;
+		o.irqchip = split ? VMM_IRQCHIP_SPLIT : VMM_IRQCHIP_KERNEL;
+		kt_check(vmm_vm_create(&vm, &o), "vmm_vm_create");
+		vmm_irq *irq = vmm_vm_irq(vm);
+		kt_check(vmm_irq_route_msi(irq, 40, addr, data), "vmm_irq_route_msi before any vCPU");
+		assert_int_equal(kvm_has_irqchip(vm), !split); /* split: no PIC to read */
+		int efd = eventfd(0, EFD_CLOEXEC);
+		assert_true(efd >= 0);
+		kt_check(vmm_irq_add_irqfd(irq, efd, 40, -1), "vmm_irq_add_irqfd before any vCPU");
+		assert_int_equal(vmm_irq_msi(irq, addr, data), -EAGAIN);
+		kt_check(vmm_vcpu_create(&cpu, vm, NULL), "vmm_vcpu_create after the irqchip");
+		vmm_vm_destroy(vm);
+		close(efd);
+	}
+}
+
 int main(void)
 {
 	kvm_test_require();
@@ -533,6 +585,7 @@ int main(void)
 		cmocka_unit_test(test_vm_eacces),
 		cmocka_unit_test(test_vm_missing_caps),
 		cmocka_unit_test(test_strerror),
+		cmocka_unit_test(test_irqchip_on_demand),
 		cmocka_unit_test_teardown(test_vcpu_bad_arguments, kt_teardown),
 		cmocka_unit_test_teardown(test_state_round_trips, kt_teardown),
 		cmocka_unit_test_teardown(test_other_bad_arguments, kt_teardown),

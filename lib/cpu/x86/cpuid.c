@@ -11,6 +11,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../../core/vm_internal.h"
 #include "../../kvm/kvm.h"
@@ -335,26 +336,64 @@ static void apply_defaults(vmm_cpuid *t, uint32_t vcpu_id)
 	 * with the guest's XCR0 at run time. */
 }
 
-/* KVM_GET_SUPPORTED_CPUID is slow (hundreds of microseconds on some hosts) and its
- * answer fixed for the VM's lifetime, so the imported table is cached per VM. */
+static int import_supported(int kvm_fd, vmm_cpuid **out)
+{
+	struct kvm_cpuid2 *kc = NULL;
+	vmm_cpuid *t = NULL;
+	int r = get_supported(kvm_fd, &kc);
+	if (r == 0)
+		r = vmm_cpuid_create(&t);
+	if (r == 0)
+		r = import_kvm(t, kc);
+	free(kc);
+	if (r < 0) {
+		vmm_cpuid_destroy(t);
+		return r;
+	}
+	*out = t;
+	return 0;
+}
+
+/* KVM_GET_SUPPORTED_CPUID costs ~300 us on nested hosts (a quarter of creating a VM
+ * and running its first instruction) and its answer depends only on the kernel and
+ * its module parameters. So the imported table of the first KVM device the process
+ * uses is kept for the process and shared, read-only, by every VM on that same device
+ * (same file, same device number); never freed, since VMs point at it. VMs on another
+ * device import a table of their own. */
+static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
+static vmm_cpuid *shared_table;
+static struct stat shared_dev;
+
+static bool same_device(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_rdev == b->st_rdev;
+}
+
+/* The table for vm: the shared one if vm's KVM device is the shared table's. */
+static int find_supported(vmm_vm *vm)
+{
+	struct stat st;
+	bool known = fstat(vm->kvm_fd, &st) == 0;
+	int r = 0;
+	pthread_mutex_lock(&shared_lock);
+	if (known && shared_table && same_device(&st, &shared_dev)) {
+		vm->supported_cpuid = shared_table;
+		vm->supported_cpuid_shared = true;
+	} else if ((r = import_supported(vm->kvm_fd, &vm->supported_cpuid)) == 0 && known && !shared_table) {
+		shared_table = vm->supported_cpuid;
+		shared_dev = st;
+		vm->supported_cpuid_shared = true;
+	}
+	pthread_mutex_unlock(&shared_lock);
+	return r;
+}
+
 static int supported_table(vmm_vm *vm, const vmm_cpuid **out)
 {
 	int r = 0;
 	pthread_mutex_lock(&vm->lock);
-	if (!vm->supported_cpuid) {
-		struct kvm_cpuid2 *kc = NULL;
-		vmm_cpuid *t = NULL;
-		r = get_supported(vm->kvm_fd, &kc);
-		if (r == 0)
-			r = vmm_cpuid_create(&t);
-		if (r == 0)
-			r = import_kvm(t, kc);
-		free(kc);
-		if (r < 0)
-			vmm_cpuid_destroy(t);
-		else
-			vm->supported_cpuid = t;
-	}
+	if (!vm->supported_cpuid)
+		r = find_supported(vm);
 	*out = vm->supported_cpuid;
 	pthread_mutex_unlock(&vm->lock);
 	return r < 0 ? r : 0;

@@ -22,6 +22,10 @@ int vmm_vcpu_create(vmm_vcpu **out, vmm_vm *vm, const vmm_vcpu_opts *opts)
 	if (opts && vmm_opts_copy(&o, sizeof o, opts))
 		return vmm_err(-EINVAL, "vmm_vcpu_create: opts->size is too small");
 
+	/* KVM wants the interrupt controller before the first vCPU. */
+	int r = vmm_vm_realize_irqchip(vm);
+	if (r)
+		return r;
 	vmm_vcpu *v = calloc(1, sizeof *v);
 	if (!v)
 		return vmm_err(-ENOMEM, "vmm_vcpu_create: out of memory");
@@ -30,7 +34,7 @@ int vmm_vcpu_create(vmm_vcpu **out, vmm_vm *vm, const vmm_vcpu_opts *opts)
 	v->fd = -1;
 	pthread_mutex_init(&v->runner_lock, NULL);
 	pthread_mutex_init(&v->ring_lock, NULL);
-	int r = vmm_vm_add_vcpu(vm, v);
+	r = vmm_vm_add_vcpu(vm, v);
 	if (r) {
 		pthread_mutex_destroy(&v->runner_lock);
 		pthread_mutex_destroy(&v->ring_lock);

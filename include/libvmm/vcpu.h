@@ -142,7 +142,8 @@ VMM_API int vmm_vcpu_set_idt_gate(vmm_vcpu *vcpu, uint8_t vector, uint64_t handl
 /* ---- running -------------------------------------------------------------------- */
 
 typedef enum vmm_exit_reason {
-	VMM_EXIT_HLT = 1,      /* the guest executed HLT with nothing pending */
+	VMM_EXIT_HLT = 1,      /* the guest executed HLT (VMM_IRQCHIP_NONE only: with an
+	                        * in-kernel LAPIC, KVM waits for the interrupt itself) */
 	VMM_EXIT_SHUTDOWN,     /* triple fault or shutdown */
 	VMM_EXIT_GUEST,        /* the guest wrote u.guest.code to the exit port */
 	VMM_EXIT_FAULT,        /* an exception reached the fault-reporting IDT */
@@ -203,7 +204,9 @@ VMM_API void vmm_vcpu_kick(vmm_vcpu *vcpu);
 typedef int (*vmm_vcpu_exit_fn)(void *ctx, vmm_vcpu *vcpu, const vmm_exit *exit, int err);
 
 /* Runs the vCPU on a new library thread: loops vmm_vcpu_run, calling fn for each exit.
- * The thread blocks every signal but the kick signal. Returns 0, -EINVAL (NULL vcpu or
+ * The thread blocks every signal but the kick signal (a signal sent to that thread
+ * with pthread_kill stays pending and is lost when it ends; process-directed signals
+ * go to the application's threads). Returns 0, -EINVAL (NULL vcpu or
  * fn), -EBUSY (already started), or the errno of pthread_create. */
 VMM_API int vmm_vcpu_start(vmm_vcpu *vcpu, vmm_vcpu_exit_fn fn, void *ctx);
 

@@ -54,8 +54,9 @@ typedef struct vmm_vm_opts {
 	uint16_t fault_port;
 	/* Signal used by vmm_vcpu_kick to interrupt KVM_RUN. 0 = SIGRTMAX - 1. The library
 	 * installs an empty handler for it only if its disposition is SIG_DFL (an existing
-	 * handler is kept: any handler interrupts KVM_RUN), and never blocks or steals
-	 * other signals. */
+	 * handler is kept: any handler interrupts KVM_RUN, and it then runs on every kick,
+	 * so it must tolerate calls it did not cause), and never blocks or steals other
+	 * signals. The installed handler is process-wide and stays after the VM is gone. */
 	int kick_signal;
 	/* Dirty-page tracking through KVM's per-vCPU dirty rings instead of the per-slot
 	 * bitmap: entries per vCPU ring, a power of two from 512 to 65536; 0 = bitmap.

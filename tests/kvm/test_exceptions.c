@@ -1,7 +1,8 @@
 /* Exceptions from a real guest (tests/guests/exceptions.c): with the library's fault IDT
  * each one ends vmm_vcpu_run with VMM_EXIT_FAULT carrying the right vector, RIP (compared
  * with the address of the faulting instruction's label), error code, CR2 and CS; with
- * a guest handler installed by the host, the guest handles #UD itself. */
+ * a guest handler installed by the host, the guest handles #UD itself. Also the HLT and
+ * SHUTDOWN (triple fault) exits of vmm_vcpu_run. */
 #include "harness/harness.h"
 
 #include <stdio.h>
@@ -74,6 +75,67 @@ static void test_guest_handler(void **state)
 	assert_int_equal(kt_read_u64(t, kt_sym(t, "ud_last_rip")), kt_sym(t, "ud_b"));
 }
 
+/* HLT with no in-kernel irqchip (nothing can wake the vCPU in KVM) ends vmm_vcpu_run
+ * with VMM_EXIT_HLT, RIP just past the one-byte HLT; run again, the vCPU goes on with
+ * the next instruction. A few code bytes at CPL 0 (HLT is privileged). */
+static void test_hlt_exit(void **state)
+{
+	kt_opts o = { .guest = NULL, .cpl = 0, .irqchip = VMM_IRQCHIP_NONE };
+	kt_vm *t = kt_create(state, &o);
+	const uint64_t code = 0x300000;
+	static const uint8_t insns[] = {
+		0xb8, 0x34, 0x12, 0x00, 0x00, /* mov $0x1234, %eax */
+		0xf4,                         /* hlt                (code + 5) */
+		0xb8, 0x42, 0x00, 0x00, 0x00, /* mov $0x42, %eax    (code + 6) */
+		0xe7, 0xf4,                   /* out %eax, $0xf4: VMM_EXIT_GUEST 0x42 */
+		0x0f, 0x0b,                   /* ud2: never reached */
+	};
+	kt_write(t, code, insns, sizeof insns);
+	vmm_regs regs;
+	kt_check(vmm_vcpu_get_regs(t->vcpu[0], &regs), "vmm_vcpu_get_regs");
+	regs.rip = code;
+	regs.rax = 0;
+	kt_check(vmm_vcpu_set_regs(t->vcpu[0], &regs), "vmm_vcpu_set_regs");
+
+	vmm_exit e;
+	char buf[256];
+	int r = kt_run(t, 0, &e, 0);
+	if (r != 0 || e.reason != VMM_EXIT_HLT)
+		fail_msg("expected HLT, got r=%d %s; %s", r, kt_exit_str(&e, buf, sizeof buf),
+			 vmm_last_error());
+	kt_check(vmm_vcpu_get_regs(t->vcpu[0], &regs), "vmm_vcpu_get_regs");
+	assert_int_equal(regs.rip, code + 6);
+	assert_int_equal(regs.rax & 0xffffffff, 0x1234); /* the guest did run up to the HLT */
+
+	/* Resumes after the HLT, not at it (no second HLT exit). */
+	kt_run_expect(t, 0, 0x42);
+}
+
+/* Without the fault-reporting IDT the IDT's gates are not present: #UD -> #GP -> #DF ->
+ * triple fault, and vmm_vcpu_run returns VMM_EXIT_SHUTDOWN (not a FAULT, not the
+ * guest's 0xbad return, not an error). KVM leaves the registers undefined after a
+ * shutdown (SVM resets the vCPU), so only the exit is checked. */
+static void run_shutdown(void **state, unsigned cpl)
+{
+	kt_opts o = { .guest = "exceptions", .cpl = cpl, .no_fault_idt = true };
+	kt_vm *t = kt_create(state, &o);
+	kt_set_arg(t, 0, 0); /* ud2 */
+	vmm_exit e;
+	char buf[256];
+	int r = kt_run(t, 0, &e, 0);
+	if (r != 0 || e.reason != VMM_EXIT_SHUTDOWN)
+		fail_msg("CPL %u: expected SHUTDOWN, got r=%d %s; %s", cpl, r,
+			 kt_exit_str(&e, buf, sizeof buf), vmm_last_error());
+	kt_destroy(t);
+	*state = NULL;
+}
+
+static void test_shutdown_exit(void **state)
+{
+	run_shutdown(state, 3);
+	run_shutdown(state, 0);
+}
+
 /* Bad gates are refused. */
 static void test_gate_errors(void **state)
 {
@@ -91,6 +153,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_faults_cpl0, kt_teardown),
 		cmocka_unit_test_teardown(test_guest_handler, kt_teardown),
 		cmocka_unit_test_teardown(test_gate_errors, kt_teardown),
+		cmocka_unit_test_teardown(test_hlt_exit, kt_teardown),
+		cmocka_unit_test_teardown(test_shutdown_exit, kt_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,11 +10,6 @@
  * differs. */
 #include "rt/rt.h"
 
-#define IOAPIC 0xfec00000ull
-#define IOREGSEL 0x00
-#define IOWIN 0x10
-#define REDIR_LO(pin) (0x10 + 2 * (pin))
-#define REDIR_HI(pin) (0x11 + 2 * (pin))
 
 #define PIN0_VECTOR 0x30
 #define PIN2_VECTOR 0x32
@@ -25,18 +20,6 @@
 
 volatile uint32_t pin0_count, pin2_count;
 volatile uint32_t pit_programmed; /* 1 once the PIT is running */
-
-static void ioapic_write(uint32_t reg, uint32_t v)
-{
-	mmio_write32(IOAPIC + IOREGSEL, reg);
-	mmio_write32(IOAPIC + IOWIN, v);
-}
-
-static uint32_t ioapic_read(uint32_t reg)
-{
-	mmio_write32(IOAPIC + IOREGSEL, reg);
-	return mmio_read32(IOAPIC + IOWIN);
-}
 
 GUEST_INTERRUPT void pit_pin0_handler(struct interrupt_frame *f)
 {

@@ -6,26 +6,9 @@
  * asserted at EOI (and the IOAPIC must deliver again) or lowered. */
 #include "rt/rt.h"
 
-#define IOAPIC 0xfec00000ull
-#define IOREGSEL 0x00
-#define IOWIN 0x10
-#define REDIR_LO(pin) (0x10 + 2 * (pin))
-#define REDIR_HI(pin) (0x11 + 2 * (pin))
 #define LEVEL (1u << 15)
 
 volatile uint32_t count40, count41, count42;
-
-static void ioapic_write(uint32_t reg, uint32_t v)
-{
-	mmio_write32(IOAPIC + IOREGSEL, reg);
-	mmio_write32(IOAPIC + IOWIN, v);
-}
-
-static uint32_t ioapic_read(uint32_t reg)
-{
-	mmio_write32(IOAPIC + IOREGSEL, reg);
-	return mmio_read32(IOAPIC + IOWIN);
-}
 
 GUEST_INTERRUPT void msi_handler(struct interrupt_frame *f)
 {

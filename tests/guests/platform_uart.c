@@ -19,9 +19,6 @@
 #define MSR 6
 #define SCR 7
 
-#define IOAPIC 0xfec00000ull
-#define REDIR_LO(pin) (0x10 + 2 * (pin))
-#define REDIR_HI(pin) (0x11 + 2 * (pin))
 #define VECTOR 0x44u
 
 #define READY 0x5541u /* "UA" */
@@ -30,12 +27,6 @@
 volatile uint8_t rx_buf[1024];
 volatile uint32_t rx_len;
 volatile uint32_t isr_count;
-
-static void ioapic_write(uint32_t reg, uint32_t v)
-{
-	mmio_write32(IOAPIC, reg);
-	mmio_write32(IOAPIC + 0x10, v);
-}
 
 GUEST_INTERRUPT void uart_isr(struct interrupt_frame *f)
 {

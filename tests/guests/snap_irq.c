@@ -7,17 +7,8 @@
  * mode and SVR, the IDT in memory and the halted vCPU all came back. */
 #include "rt/rt.h"
 
-#define IOAPIC 0xfec00000ull
-#define REDIR_LO(pin) (0x10 + 2 * (pin))
-#define REDIR_HI(pin) (0x11 + 2 * (pin))
 
 volatile uint32_t count42;
-
-static void ioapic_write(uint32_t reg, uint32_t v)
-{
-	mmio_write32(IOAPIC, reg);
-	mmio_write32(IOAPIC + 0x10, v);
-}
 
 GUEST_INTERRUPT void edge_handler(struct interrupt_frame *f)
 {

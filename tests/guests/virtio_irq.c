@@ -7,7 +7,6 @@
 #include "rt/virtio.h"
 
 #define BASE 0xd0000000ull
-#define IOAPIC 0xfec00000ull
 #define VECTOR 0x45
 #define QSIZE 4
 
@@ -33,10 +32,8 @@ int guest_main(uint64_t arg)
 	outb(0xa1, 0xff);
 	x2apic_enable();
 	x2apic_svr_enable();
-	mmio_write32(IOAPIC, 0x11 + 2 * 5); /* pin 5: destination APIC id 0 */
-	mmio_write32(IOAPIC + 0x10, 0);
-	mmio_write32(IOAPIC, 0x10 + 2 * 5); /* fixed, edge, active high, unmasked */
-	mmio_write32(IOAPIC + 0x10, VECTOR);
+	ioapic_write(REDIR_HI(5), 0);      /* pin 5: destination APIC id 0 */
+	ioapic_write(REDIR_LO(5), VECTOR); /* fixed, edge, active high, unmasked */
 
 	if (vio_init(&dev, BASE, 0x4242, 0) != 0 || vio_queue_setup(&dev, 0, QSIZE, ring) != 0)
 		return 0xe01;

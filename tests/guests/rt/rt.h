@@ -78,6 +78,24 @@ RT_INLINE uint64_t mmio_read64(uint64_t a)
 	return v;
 }
 
+/* The IOAPIC (KVM's in-kernel one, or libvmm's in split mode): register select and
+ * window, and the redirection entry registers of a pin. */
+#define IOAPIC 0xfec00000ull
+#define IOAPIC_REGSEL 0x00
+#define IOAPIC_WIN 0x10
+#define REDIR_LO(pin) (0x10 + 2 * (pin))
+#define REDIR_HI(pin) (0x11 + 2 * (pin))
+RT_INLINE void ioapic_write(uint32_t reg, uint32_t v)
+{
+	mmio_write32(IOAPIC + IOAPIC_REGSEL, reg);
+	mmio_write32(IOAPIC + IOAPIC_WIN, v);
+}
+RT_INLINE uint32_t ioapic_read(uint32_t reg)
+{
+	mmio_write32(IOAPIC + IOAPIC_REGSEL, reg);
+	return mmio_read32(IOAPIC + IOAPIC_WIN);
+}
+
 /* ---- exit port ---- */
 
 /* Ends the host's vmm_vcpu_run with VMM_EXIT_GUEST and `code`; if the host runs the

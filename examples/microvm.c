@@ -266,14 +266,23 @@ static int build_cmdline(vmm_cmdline *cl, const struct machine *m, const struct 
 	return r ? fail("kernel command line", r) : 0;
 }
 
-static int load(struct machine *m, const struct options *o, uint64_t ram)
+/* RAM, with a hole for the MMIO devices between 3 and 4 GiB. Added before the vCPUs
+ * and devices: the interrupt controller KVM makes for them then finds its memory slots
+ * in place (a slot added after it costs milliseconds on some hosts, see vm.h). */
+static int add_guest_ram(struct machine *m, uint64_t ram)
+{
+	vmm_mem *mem = vmm_vm_mem(m->vm);
+	uint64_t low = ram < LOW_RAM_MAX ? ram : LOW_RAM_MAX;
+	int r;
+	if ((r = add_ram(mem, 0, low)) || (ram > low && (r = add_ram(mem, HIGH_RAM_GPA, ram - low))))
+		return fail("guest RAM", r);
+	return 0;
+}
+
+static int load(struct machine *m, const struct options *o)
 {
 	vmm_mem *mem = vmm_vm_mem(m->vm);
 	int r;
-	/* RAM, with a hole for the MMIO devices between 3 and 4 GiB. */
-	uint64_t low = ram < LOW_RAM_MAX ? ram : LOW_RAM_MAX;
-	if ((r = add_ram(mem, 0, low)) || (ram > low && (r = add_ram(mem, HIGH_RAM_GPA, ram - low))))
-		return fail("guest RAM", r);
 
 	vmm_acpi_opts ao = VMM_ACPI_OPTS_INIT;
 	ao.flags = VMM_ACPI_COM1 | VMM_ACPI_I8042 | VMM_ACPI_RTC | VMM_ACPI_PIC;
@@ -353,6 +362,8 @@ int main(int argc, char **argv)
 
 	if ((r = vmm_vm_create(&m.vm, NULL)))
 		return fail("creating the VM", r);
+	if (add_guest_ram(&m, (uint64_t)o.mem_mib << 20))
+		goto out;
 	if ((r = vmm_loop_create(&m.loop))) {
 		fail("event loop", r);
 		goto out;
@@ -365,7 +376,7 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (add_devices(&m, &o) || load(&m, &o, (uint64_t)o.mem_mib << 20))
+	if (add_devices(&m, &o) || load(&m, &o))
 		goto out;
 	status = run(&m);
 out:

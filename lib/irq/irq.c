@@ -166,10 +166,11 @@ int vmm_irq_msi(vmm_irq *irq, uint64_t address, uint32_t data)
 			       .data = data };
 	int r = vmm_kvm_signal_msi(irq->vm_fd, &msi);
 	/* KVM answers 0 when LAPICs matched but none took it, and -1 (so EPERM) when no
-	 * vCPU matched at all, e.g. before the first vCPU exists: both are "not delivered". */
+	 * vCPU matched at all, e.g. before the first vCPU exists: both are "not delivered".
+	 * No message is formatted: devices may meet this on every interrupt while a guest
+	 * has its LAPIC disabled. */
 	if (r == 0 || r == -EPERM)
-		return vmm_err(-EAGAIN, "KVM_SIGNAL_MSI: no LAPIC accepted the MSI (address %#llx, data %#x)",
-			       (unsigned long long)address, data);
+		return -EAGAIN;
 	return r < 0 ? vmm_err(r, "KVM_SIGNAL_MSI failed") : 0;
 }
 

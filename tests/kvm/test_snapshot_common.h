@@ -215,4 +215,39 @@ static inline uint64_t st_count_hash(uint64_t n)
 	return h;
 }
 
+/* Runs vCPU `cpu` of a snap_count guest until the watchdog stops it between two reports,
+ * checking each report it makes on the way (last + 1, last + 2, ...), and returns the
+ * last report seen. A 3 ms watchdog nearly always stops it before its next report (one
+ * takes 70 ms or more), but on a shared host the watchdog thread can be held off far
+ * longer: CI once saw 17 reports in a row. So this keeps trying for up to 60 s. After
+ * it, the vCPU's counter is in [last * every, (last + 1) * every], both ends included:
+ * a kick can land before the first iteration of a run or between the store of
+ * (last + 1) * every and the report's OUT. Either way the next report is last + 1. */
+static inline uint32_t st_run_until_kicked(kt_vm *t, unsigned cpu, uint32_t last)
+{
+	double deadline = st_now_us() + 60e6;
+	while (st_now_us() < deadline) {
+		vmm_exit e;
+		int r = kt_run(t, cpu, &e, 3);
+		if (r == -ETIMEDOUT)
+			return last;
+		if (r != 0 || e.reason != VMM_EXIT_GUEST || e.u.guest.code != last + 1) {
+			char buf[256];
+			fail_msg("vCPU %u after report %u: r=%d, %s (expected report %u)", cpu, last, r,
+				 kt_exit_str(&e, buf, sizeof buf), last + 1);
+		}
+		last++;
+	}
+	fail_msg("vCPU %u was never stopped between two reports in 60 s (last report %u)", cpu, last);
+	return 0;
+}
+
+/* Fails unless snap_count's counter `c` is where st_run_until_kicked can leave it. */
+static inline void st_assert_mid_count(uint64_t c, uint32_t last, uint64_t every)
+{
+	if (c < (uint64_t)last * every || c > (uint64_t)(last + 1) * every)
+		fail_msg("stopped at count %llu after report %u of every %llu", (unsigned long long)c,
+			 last, (unsigned long long)every);
+}
+
 #endif

@@ -19,24 +19,6 @@ static void set_u64(kt_vm *t, const char *sym, uint64_t v)
 	kt_write(t, kt_sym(t, sym), &v, sizeof v);
 }
 
-/* Runs until the watchdog kicks the vCPU in the middle of the count (not at a report).
- * Returns the last report seen. */
-static uint32_t run_until_kicked(kt_vm *t, uint32_t last)
-{
-	for (int tries = 0; tries < 1000; tries++) {
-		vmm_exit e;
-		int r = kt_run(t, 0, &e, 3);
-		if (r == -ETIMEDOUT)
-			return last;
-		kt_check(r, "kt_run");
-		assert_int_equal(e.reason, VMM_EXIT_GUEST);
-		assert_int_equal(e.u.guest.code, last + 1);
-		last++;
-	}
-	fail_msg("the guest was never stopped between two reports");
-	return 0;
-}
-
 /* Runs to the next report and checks it and the guest's counter and hash. */
 static void expect_report(kt_vm *t, uint32_t k, uint64_t sym_counter, uint64_t sym_hash)
 {
@@ -93,9 +75,9 @@ static void test_count_continues(void **state)
 	uint64_t sym_counter = kt_sym(t, "counter"), sym_hash = kt_sym(t, "hash");
 	set_u64(t, "cfg_every", EVERY);
 	kt_run_expect(t, 0, 1);
-	uint32_t k = run_until_kicked(t, 1);
+	uint32_t k = st_run_until_kicked(t, 0, 1);
 	uint64_t c0 = kt_read_u64(t, sym_counter);
-	assert_true(c0 > (uint64_t)k * EVERY && c0 < (uint64_t)(k + 1) * EVERY);
+	st_assert_mid_count(c0, k, EVERY);
 
 	st_files f;
 	st_files_init(&f);
@@ -333,25 +315,8 @@ static void test_two_vcpus(void **state)
 	kt_set_arg(t, 1, 1);
 	/* vCPU 0 at report 1 (a completed OUT), vCPU 1 kicked in the middle. */
 	kt_run_expect(t, 0, 1);
-	vmm_exit e;
-	/* The watchdog kicks after 3 ms; on a busy machine it may come late and vCPU 1
-	 * reports first: count its reports (k1) and run it again until a kick lands. */
-	uint32_t k1 = 0;
-	int r;
-	while ((r = kt_run(t, 1, &e, 3)) == 0 && e.reason == VMM_EXIT_GUEST && e.u.guest.code == k1 + 1 && k1 < 16)
-		k1++;
-	if (r != -ETIMEDOUT) {
-		char buf[256];
-		fail_msg("vCPU 1 after %u reports: r=%d, %s", k1, r, kt_exit_str(&e, buf, sizeof buf));
-	}
-	/* Usually mid-count. On a loaded machine the kick can also land right at a report:
-	 * just after it (a kick left pending while the report was returned ends the next
-	 * run before the guest moves: the counter is exactly k1 * EVERY) or between the
-	 * store of (k1 + 1) * EVERY and its OUT. Either way the next report is k1 + 1,
-	 * which the restored VM must make exactly once, below. */
-	uint64_t c1 = kt_read_u64(t, sym_counter + 8);
-	if (c1 < (uint64_t)k1 * EVERY || c1 > (uint64_t)(k1 + 1) * EVERY)
-		fail_msg("vCPU 1 stopped at count %llu after %u reports of %u", (unsigned long long)c1, k1, EVERY);
+	uint32_t k1 = st_run_until_kicked(t, 1, 0);
+	st_assert_mid_count(kt_read_u64(t, sym_counter + 8), k1, EVERY);
 
 	st_files f;
 	st_files_init(&f);

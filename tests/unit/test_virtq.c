@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <cmocka.h>
 
 #include <linux/virtio_ring.h>
@@ -714,14 +713,9 @@ static void test_h3_pop_before_enable(void **state)
 	assert_false(vmm_virtq_broken(d->q));
 }
 
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-/* 4. Avail index more than the queue size ahead: rejected at once, no walk. */
+/* 4. Avail index more than the queue size ahead: rejected at once, no walk. The error
+ * names the index, not a descriptor, so the check came before any descriptor was read
+ * (a wall-clock bound here would fail on a stalled shared host and prove less). */
 static void test_h4_avail_idx_jump(void **state)
 {
 	drv *d = *state;
@@ -736,16 +730,12 @@ static void test_h4_avail_idx_jump(void **state)
 	}
 	assert_int_equal(pop(d), 0);
 	avail_set_idx(d, (uint16_t)(QSIZE + QSIZE + 1));
-	double t0 = now_ms();
 	int rc = pop(d);
-	assert_true(now_ms() - t0 < 100);
 	expect_broken(d, rc, "avail index 17 is 9 entries ahead of the 8 consumed (queue size 8)");
 
 	setup(d, QSIZE, true, false);
 	avail_set_idx(d, 0xffff);
-	t0 = now_ms();
 	rc = pop(d);
-	assert_true(now_ms() - t0 < 100);
 	expect_broken(d, rc, "65535 entries ahead");
 	assert_int_equal(used_idx(d), 0);
 }
